@@ -1,0 +1,86 @@
+"""Model inputs from the manifest: real samples (images through the declared preprocessing), constants for host
+inputs, and random feeds inside each input's declared range."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hailo_qa.errors import InputDataError, InputFileError
+from hailo_qa.manifest import InputSpec, ModelSpec
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """An image file as an (H, W, 3) uint8 RGB array."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"image '{p}' does not exist", note="expected an image file",
+                             hint="check the path in the manifest's samples or the calibration source")
+    try:
+        with Image.open(p) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise InputFileError(f"'{p}' could not be read as an image ({err})",
+                             note=f"expected one of {', '.join(IMAGE_SUFFIXES)}",
+                             hint="the file is corrupt or not an image") from err
+
+
+def preprocess_image(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(H, W, 3) uint8 RGB → one batch element in the input's layout and dtype, per its ``preprocess``.
+
+    Resizes (bilinear) to the input's H×W, reorders channels, applies (x - mean) / std (0–255 units).
+    """
+    from PIL import Image
+
+    h, w = spec.hw
+    img = rgb if rgb.shape[:2] == (h, w) else np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+    pre = spec.preprocess
+    x = img.astype(np.float32)
+    if pre is not None:
+        if pre.color == "BGR":
+            x = x[..., ::-1]
+        x = (x - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    x = x[None]  # NHWC
+    if spec.layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x.astype(spec.np_dtype))
+
+
+def host_feeds(model: ModelSpec) -> dict[str, np.ndarray]:
+    """Constant feeds of the model's host-only inputs."""
+    return {i.name: i.constant() for i in model.host_inputs}
+
+
+def sample_feeds(model: ModelSpec) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """Real inputs: one (sample-name, feeds) per registered sample. Image samples go through preprocessing;
+    ``.npy`` samples are used as they are (after a shape check)."""
+    out = []
+    dev = model.device_inputs
+    for path in model.samples:
+        feeds = host_feeds(model)
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path)
+            spec = dev[0]
+            if arr.shape != spec.shape:
+                raise InputDataError(f"sample '{path}' has shape {arr.shape}", note=f"expected {spec.shape}",
+                                     context=model.name)
+            feeds[spec.name] = arr.astype(spec.np_dtype)
+        else:
+            rgb = read_image_rgb(path)
+            for spec in dev:
+                feeds[spec.name] = preprocess_image(rgb, spec)
+        out.append((path.stem, feeds))
+    return out
+
+
+def random_feeds(model: ModelSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Uniform random feeds inside each device input's declared range; constants for host inputs."""
+    feeds = host_feeds(model)
+    for spec in model.device_inputs:
+        lo, hi = spec.range or (0.0, 1.0)
+        feeds[spec.name] = rng.uniform(lo, hi, size=spec.shape).astype(spec.np_dtype)
+    return feeds

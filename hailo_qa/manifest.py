@@ -1,0 +1,484 @@
+"""The model manifest (``fixtures/models.toml``) loaded into frozen, typed records.
+
+This module is the only place that touches the raw TOML. Unknown keys, wrong types and missing files are
+:class:`~hailo_qa.errors.ManifestError` naming the file, the model and the key.
+
+Paths: relative paths resolve against the manifest's directory; ``shared:<path>`` resolves under
+:data:`hailo_qa.config.SHARED_DIR` (the team's ``../shared``). A missing ``shared:`` file is *not* an error at load
+time — the model is marked unavailable with a reason, and its tests skip saying so (the team's shared material may
+not be present on every machine). A missing repo-relative file is an error.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hailo_qa import config
+from hailo_qa.errors import ManifestError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TASKS = ("detection", "face_detection", "embedding", "classification", "generic")
+LAYOUTS = ("NCHW", "NHWC", "NC", "ANY")
+DTYPES = ("float32", "int64", "int32", "uint8")
+ROLES = ("device", "host")
+KINDS = ("image", "tensor")
+PRECISION_CONFIGS = ("int8", "int16_selective", "int16")
+HW_ARCHS = ("hailo8", "hailo8l", "hailo8r")
+
+THRESHOLD_KEYS: dict[str, frozenset[str]] = {
+    # emulator.<precision config>
+    "emulator": frozenset({"min_snr_db", "min_cosine", "min_top1", "min_detection_agreement", "max_lsb_error"}),
+    "hailo8": frozenset({"max_p95_ms", "max_core_p95_ms", "max_hef_mb", "min_cosine_vs_golden",
+                         "max_lsb_vs_emulator", "max_cov_pct"}),
+    # embedding.<target>: target = float | emulator.<config> | hailo8
+    "embedding": frozenset({"min_cosine", "min_p5_cosine", "min_margin", "match_threshold", "min_match_rate",
+                            "min_nn_agreement", "min_pre_norm_ratio", "max_pre_norm_ratio"}),
+    "deploy": frozenset({"min_accuracy", "max_ece", "min_coverage", "conformal_alpha"}),
+}
+"""Known threshold sections and their keys. A section may be qualified: ``emulator.int8``, ``embedding.float``."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image file becomes this input: resize to the input's H×W, channel order, then (x - mean) / std.
+
+    mean/std are per channel in 0–255 units, as in Hailo's ``normalization`` model-script command.
+    """
+
+    color: str = "RGB"
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input."""
+
+    name: str
+    shape: tuple[int, ...]
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    range: tuple[float, float] | None = None
+    role: str = "device"
+    kind: str = "image"
+    preprocess: Preprocess | None = None
+    value: Any = None  # constant feed for host inputs (e.g. DEIMv2's orig_target_sizes)
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(H, W) of an image input."""
+        if self.layout == "NHWC":
+            return self.shape[1], self.shape[2]
+        return self.shape[2], self.shape[3]
+
+    def constant(self) -> np.ndarray:
+        """The constant feed of a host input."""
+        return np.asarray(self.value, dtype=self.np_dtype).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How to split: ``auto`` (largest device-compatible Stage 1) or ``explicit`` cut tensors / end nodes.
+
+    ``atol`` > 0 relaxes the bit-exact equivalence proof and must come with a written ``justification``.
+    """
+
+    mode: str = "auto"
+    cut: tuple[str, ...] = ()
+    end_nodes: tuple[str, ...] = ()
+    batch: int = 1
+    atol: float = 0.0
+    justification: str = ""
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Where calibration data comes from: a directory of .npy, an image folder/glob, an .npz, or ``samples``."""
+
+    source: str = "samples"
+    max_samples: int = 64
+    seed: int = 0
+    sizes: tuple[int, ...] = (64,)
+
+
+@dataclass(frozen=True)
+class QuantizationSpec:
+    """Precision configs to test and the model-script knobs behind them."""
+
+    configs: tuple[str, ...] = ("int8",)
+    int16_layers: tuple[str, ...] = ()
+    suggest_k: int = 3
+    calibration_method: str = "minmax"
+    weight_granularity: str = "per_channel"
+    optimization_level: int = 2
+    compression_level: int = 0
+    min_optimization_level: int = 0
+    on_lower_level: str = "warn"
+    normalization: str = "host"  # "host" (data arrives normalized) or "on_chip" (.alls normalization layer)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the suite knows about one registered model."""
+
+    name: str
+    file: Path | None
+    task: str
+    inputs: tuple[InputSpec, ...]
+    split: SplitSpec = field(default_factory=SplitSpec)
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
+    quantization: QuantizationSpec = field(default_factory=QuantizationSpec)
+    thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    samples: tuple[Path, ...] = ()
+    hef: Path | None = None
+    hw_arch: str = "hailo8"
+    licence: str = ""
+    provenance: str = ""
+    identities: Mapping[str, str] = field(default_factory=dict)
+    unavailable: str = ""  # non-empty: why the model's file is absent (tests skip with this reason)
+    manifest_path: Path | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def available(self) -> bool:
+        return not self.unavailable
+
+    @property
+    def device_inputs(self) -> tuple[InputSpec, ...]:
+        return tuple(i for i in self.inputs if i.role == "device")
+
+    @property
+    def host_inputs(self) -> tuple[InputSpec, ...]:
+        return tuple(i for i in self.inputs if i.role == "host")
+
+    def input(self, name: str) -> InputSpec:
+        for i in self.inputs:
+            if i.name == name:
+                return i
+        raise KeyError(name)
+
+    def threshold(self, section: str, key: str, default: float | None = None) -> float | None:
+        """A threshold, looked up in ``section`` (e.g. ``emulator.int8``) then its family (``emulator``)."""
+        for s in (section, section.split(".")[0]):
+            if key in self.thresholds.get(s, {}):
+                return self.thresholds[s][key]
+        return default
+
+    def digest(self) -> str:
+        """sha256 of the canonical manifest entry (provenance of goldens and history rows)."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    models: tuple[ModelSpec, ...]
+
+    def __iter__(self):
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def get(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ManifestError(f"model '{name}' is not in the manifest {self.path}",
+                            note=f"registered models: {', '.join(self.names()) or 'none'}",
+                            hint=did_you_mean(name, self.names()) or "register it in the manifest (see README)")
+
+    def with_(self, *attrs: str, available: bool = False) -> list[ModelSpec]:
+        """Models where every attribute in ``attrs`` is truthy (e.g. ``with_("hef")``)."""
+        out = [m for m in self.models if all(getattr(m, a) for a in attrs)]
+        return [m for m in out if m.available] if available else out
+
+
+# --------------------------------------------------------------------------------------------------------------
+class _Reader:
+    """Typed access to one raw table, tracking the keys read so leftovers are reported as unknown."""
+
+    def __init__(self, table: Mapping[str, Any], where: str, path: Path) -> None:
+        if not isinstance(table, Mapping):
+            raise ManifestError(f"{where} must be a table, got {type(table).__name__}",
+                                note="expected a TOML table ([section] or {key = value})",
+                                hint=f"fix {where} in {path}")
+        self.table, self.where, self.path, self.seen = table, where, path, set()
+
+    def _err(self, key: str, what: str, note: str, hint: str = "") -> ManifestError:
+        return ManifestError(f"{self.path}: {self.where}.{key} {what}", note=note,
+                             hint=hint or f"fix {self.where}.{key} in {self.path}")
+
+    def get(self, key: str, types, default=None, *, required: bool = False, choices: Sequence | None = None):
+        self.seen.add(key)
+        if key not in self.table:
+            if required:
+                raise self._err(key, "is missing", note=f"'{key}' is required for every entry")
+            return default
+        v = self.table[key]
+        if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise self._err(key, f"has the wrong type (bool {v!r})", note=f"expected {_tname(types)}")
+        if not isinstance(v, types):
+            raise self._err(key, f"has the wrong type ({type(v).__name__} {v!r})", note=f"expected {_tname(types)}")
+        if choices is not None and v not in choices:
+            raise self._err(key, f"is {v!r}", note=f"expected one of {list(choices)}",
+                            hint=did_you_mean(str(v), map(str, choices)) or f"use one of {list(choices)}")
+        return v
+
+    def numbers(self, key: str, default=None, *, length: int | None = None, ints: bool = False):
+        v = self.get(key, list, None)
+        if v is None:
+            return default
+        kind = int if ints else (int, float)
+        if any(isinstance(x, bool) or not isinstance(x, kind) for x in v) or (length and len(v) != length):
+            raise self._err(key, f"is {v!r}",
+                            note=f"expected a list of {length or 'N'} {'integers' if ints else 'numbers'}")
+        return tuple(int(x) if ints else float(x) for x in v)
+
+    def strings(self, key: str, default=()):
+        v = self.get(key, list, None)
+        if v is None:
+            return default
+        if any(not isinstance(x, str) for x in v):
+            raise self._err(key, f"is {v!r}", note="expected a list of strings")
+        return tuple(v)
+
+    def done(self) -> None:
+        unknown = [k for k in self.table if k not in self.seen]
+        if unknown:
+            k = unknown[0]
+            raise ManifestError(f"{self.path}: unknown key '{self.where}.{k}'",
+                                note=f"known keys here: {', '.join(sorted(self.seen))}",
+                                hint=did_you_mean(k, self.seen) or f"remove '{k}' or check the README's manifest "
+                                                                    f"reference")
+
+
+def _tname(types) -> str:
+    ts = types if isinstance(types, tuple) else (types,)
+    return " or ".join({"str": "a string", "int": "an integer", "float": "a number", "list": "a list",
+                        "dict": "a table", "bool": "true/false"}.get(t.__name__, t.__name__) for t in ts)
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    """``shared:x`` → SHARED_DIR/x; relative → base/x; absolute stays."""
+    if value.startswith("shared:"):
+        return (config.SHARED_DIR / value[len("shared:"):]).resolve()
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _file(r: _Reader, key: str, base: Path, *, required: bool) -> tuple[Path | None, str]:
+    """Resolve a file key. Returns (path, unavailable_reason)."""
+    v = r.get(key, str, None, required=required)
+    if v is None:
+        return None, ""
+    p = resolve_path(v, base)
+    if p.exists():
+        return p, ""
+    if v.startswith("shared:"):
+        return p, (f"{key} '{v}' is not present at {p} (shared material is outside the repo; "
+                   f"set HAILO_QA_SHARED to the folder that holds it)")
+    raise ManifestError(f"{r.path}: {r.where}.{key} names a missing file '{v}'",
+                        note=f"expected a file at {p}",
+                        hint="fix the path (relative paths are relative to the manifest) or use 'shared:...' for "
+                             "team material outside the repo")
+
+
+def _input(raw, where: str, path: Path) -> InputSpec:
+    r = _Reader(raw, where, path)
+    name = r.get("name", str, required=True)
+    shape = r.numbers("shape", ints=True)
+    if not shape or any(d <= 0 for d in shape):
+        raise r._err("shape", f"is {raw.get('shape')!r}", note="expected a static shape of positive integers "
+                     "(the batch is part of it, e.g. [1, 3, 112, 112])")
+    layout = r.get("layout", str, "NCHW", choices=LAYOUTS)
+    dtype = r.get("dtype", str, "float32", choices=DTYPES)
+    rng = r.numbers("range", None, length=2)
+    if rng and rng[0] >= rng[1]:
+        raise r._err("range", f"is {list(rng)}", note="expected [low, high] with low < high")
+    role = r.get("role", str, "device", choices=ROLES)
+    kind = r.get("kind", str, "image" if role == "device" else "tensor", choices=KINDS)
+    value = r.get("value", (list, int, float), None)
+    pre = None
+    if "preprocess" in raw:
+        pr = _Reader(r.get("preprocess", dict), f"{where}.preprocess", path)
+        pre = Preprocess(color=pr.get("color", str, "RGB", choices=("RGB", "BGR")),
+                         mean=pr.numbers("mean", (0.0, 0.0, 0.0), length=3),
+                         std=pr.numbers("std", (1.0, 1.0, 1.0), length=3))
+        if any(s == 0 for s in pre.std):
+            raise pr._err("std", f"is {list(pre.std)}", note="expected non-zero per-channel std (0-255 units)")
+        pr.done()
+    r.done()
+    if role == "host" and value is None:
+        raise ManifestError(f"{path}: {where} is a host input without a 'value'",
+                            note="host inputs (fed only to Stage 2) need a constant value",
+                            hint=f"add value = [...] to {where}")
+    if value is not None:
+        try:
+            np.asarray(value, dtype=dtype).reshape(shape)
+        except ValueError as err:
+            raise ManifestError(f"{path}: {where}.value does not fit shape {list(shape)}", note=str(err),
+                                hint="give exactly prod(shape) values") from err
+    return InputSpec(name, shape, layout, dtype, rng, role, kind, pre, value)
+
+
+def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:
+    if not isinstance(raw, Mapping):
+        raise ManifestError(f"{path}: {where} must be a table", note="expected [models.<name>.thresholds.<section>]")
+    out: dict[str, dict[str, float]] = {}
+
+    def visit(sec: str, tbl: Mapping[str, Any]) -> None:
+        fam = sec.split(".")[0]
+        if fam not in THRESHOLD_KEYS:
+            raise ManifestError(f"{path}: unknown threshold section '{where}.{sec}'",
+                                note=f"known sections: {', '.join(THRESHOLD_KEYS)} (optionally qualified, e.g. "
+                                     f"emulator.int8)", hint=did_you_mean(fam, THRESHOLD_KEYS) or "")
+        vals = {}
+        for k, v in tbl.items():
+            if isinstance(v, Mapping):
+                visit(f"{sec}.{k}", v)
+                continue
+            if k not in THRESHOLD_KEYS[fam]:
+                raise ManifestError(f"{path}: unknown threshold key '{where}.{sec}.{k}'",
+                                    note=f"known keys for {fam}: {', '.join(sorted(THRESHOLD_KEYS[fam]))}",
+                                    hint=did_you_mean(k, THRESHOLD_KEYS[fam]) or "")
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ManifestError(f"{path}: {where}.{sec}.{k} has the wrong type ({type(v).__name__} {v!r})",
+                                    note="expected a number")
+            vals[k] = float(v)
+        if vals:
+            out[sec] = vals
+
+    for sec, tbl in raw.items():
+        if not isinstance(tbl, Mapping):
+            raise ManifestError(f"{path}: {where}.{sec} must be a table", note="expected e.g. "
+                                "[models.x.thresholds.emulator.int8] with min_snr_db = 30")
+        visit(sec, tbl)
+    return out
+
+
+def _model(name: str, raw, path: Path, base: Path) -> ModelSpec:
+    where = f"models.{name}"
+    r = _Reader(raw, where, path)
+    file, why = _file(r, "file", base, required=False)
+    hef, why_hef = _file(r, "hef", base, required=False)
+    if file is None and hef is None:
+        raise ManifestError(f"{path}: {where} has neither 'file' nor 'hef'",
+                            note="expected an ONNX 'file' (and optionally a compiled 'hef')",
+                            hint=f"add file = \"...onnx\" to [{where}]")
+    task = r.get("task", str, "generic", choices=TASKS)
+    inputs_raw = r.get("inputs", list, [])
+    inputs = tuple(_input(x, f"{where}.inputs[{i}]", path) for i, x in enumerate(inputs_raw))
+    names = [i.name for i in inputs]
+    if len(set(names)) != len(names):
+        raise ManifestError(f"{path}: {where}.inputs repeats an input name", note=f"got {names}")
+    if file is not None and not inputs:
+        raise ManifestError(f"{path}: {where} declares no inputs", note="every ONNX model needs [[...inputs]]",
+                            hint="add name, shape, layout, dtype and range for each model input")
+
+    sp = _Reader(r.get("split", dict, {}), f"{where}.split", path)
+    split = SplitSpec(mode=sp.get("mode", str, "auto", choices=("auto", "explicit")),
+                      cut=sp.strings("cut"), end_nodes=sp.strings("end_nodes"),
+                      batch=sp.get("batch", int, 1), atol=float(sp.get("atol", (int, float), 0.0)),
+                      justification=sp.get("justification", str, ""))
+    sp.done()
+    if split.mode == "explicit" and not (split.cut or split.end_nodes):
+        raise ManifestError(f"{path}: {where}.split is explicit but names no cut tensors or end nodes",
+                            note="expected cut = [tensor names] or end_nodes = [node names]",
+                            hint="or use mode = \"auto\"")
+    if split.atol < 0 or (split.atol > 0 and not split.justification.strip()):
+        raise ManifestError(f"{path}: {where}.split.atol = {split.atol} has no written justification",
+                            note="the equivalence proof is bit-exact by default; a tolerance needs a reason",
+                            hint=f"add justification = \"why the pieces can differ\" to [{where}.split]")
+
+    cr = _Reader(r.get("calibration", dict, {}), f"{where}.calibration", path)
+    calib = CalibrationSpec(source=cr.get("source", str, "samples"), max_samples=cr.get("max_samples", int, 64),
+                            seed=cr.get("seed", int, 0), sizes=cr.numbers("sizes", (64,), ints=True))
+    cr.done()
+
+    qr = _Reader(r.get("quantization", dict, {}), f"{where}.quantization", path)
+    configs = qr.strings("configs", ("int8",))
+    for c in configs:
+        if c not in PRECISION_CONFIGS:
+            raise qr._err("configs", f"names an unknown precision config {c!r}",
+                          note=f"expected some of {list(PRECISION_CONFIGS)}")
+    quant = QuantizationSpec(
+        configs=configs, int16_layers=qr.strings("int16_layers"), suggest_k=qr.get("suggest_k", int, 3),
+        calibration_method=qr.get("calibration_method", str, "minmax", choices=("minmax", "percentile")),
+        weight_granularity=qr.get("weight_granularity", str, "per_channel", choices=("per_channel", "per_tensor")),
+        optimization_level=qr.get("optimization_level", int, 2, choices=(0, 1, 2, 3, 4)),
+        compression_level=qr.get("compression_level", int, 0, choices=(0, 1, 2, 3, 4, 5)),
+        min_optimization_level=qr.get("min_optimization_level", int, 0, choices=(0, 1, 2, 3, 4)),
+        on_lower_level=qr.get("on_lower_level", str, "warn", choices=("warn", "fail")),
+        normalization=qr.get("normalization", str, "host", choices=("host", "on_chip")))
+    qr.done()
+
+    thresholds = _thresholds(r.get("thresholds", dict, {}), f"{where}.thresholds", path)
+    samples: list[Path] = []
+    for pattern in r.strings("samples"):
+        p = resolve_path(pattern, base)
+        hits = sorted(Path(h) for h in glob.glob(str(p))) if any(c in pattern for c in "*?[") else (
+            [p] if p.exists() else [])
+        if not hits and not pattern.startswith("shared:"):
+            raise ManifestError(f"{path}: {where}.samples entry '{pattern}' matches no file",
+                                note=f"expected a file or glob under {p.parent}", hint="fix the path")
+        samples.extend(hits)
+    ids = r.get("identities", dict, {})
+    if any(not isinstance(v, str) for v in ids.values()):
+        raise r._err("identities", "has a non-string value", note="expected file-stem = \"identity\" pairs")
+    spec = ModelSpec(
+        name=name, file=file, task=task, inputs=inputs, split=split, calibration=calib, quantization=quant,
+        thresholds=thresholds, samples=tuple(samples), hef=hef,
+        hw_arch=r.get("hw_arch", str, "hailo8", choices=HW_ARCHS), licence=r.get("licence", str, ""),
+        provenance=r.get("provenance", str, ""), identities=dict(ids),
+        unavailable=why or (why_hef if file is None else ""), manifest_path=path, raw=raw)
+    r.done()
+    return spec
+
+
+def load_manifest(path: str | Path | None = None) -> Manifest:
+    """Load and validate a manifest.
+
+    Args:
+        path: the TOML file. Defaults to :data:`hailo_qa.config.MANIFEST` (``fixtures/models.toml``).
+
+    Raises:
+        ManifestError: unreadable TOML, unknown keys, wrong types, missing files.
+    """
+    p = Path(path or config.MANIFEST).resolve()
+    if not p.is_file():
+        raise ManifestError(f"manifest '{p}' does not exist", note="expected a TOML file with [models.<name>] tables",
+                            hint="pass --hqa-manifest PATH, or set HAILO_QA_MANIFEST")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ManifestError(f"manifest '{p}' is not valid TOML: {err}", note="expected TOML syntax",
+                            hint="check quotes, brackets and commas around the reported line") from err
+    top = _Reader(raw, "<top>", p)
+    models_raw = top.get("models", dict, {})
+    top.get("schema", int, 1, choices=(1,))
+    top.done()
+    models = tuple(_model(n, m, p, p.parent) for n, m in models_raw.items())
+    if not models:
+        raise ManifestError(f"manifest '{p}' registers no models", note="expected at least one [models.<name>]",
+                            hint="see the README section 'Register a model'")
+    return Manifest(p, models)

@@ -1,0 +1,97 @@
+"""Float reference runner on ONNX Runtime (CPU)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from hailo_qa.errors import InputDataError
+from hailo_qa.runners.base import BackendInfo, BaseRunner, TensorMeta
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+    "tensor(int16)": np.int16, "tensor(uint16)": np.uint16, "tensor(bool)": np.bool_,
+}
+
+
+def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: int | None = None):
+    """An ``onnxruntime.InferenceSession`` on the CPU, deterministic settings.
+
+    Args:
+        model: path, serialized bytes or a ModelProto.
+        threads: intra-op threads. Defaults to ORT's choice.
+    """
+    import onnxruntime as ort
+
+    if isinstance(model, onnx.ModelProto):
+        model = model.SerializeToString()
+    elif isinstance(model, Path):
+        model = str(model)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def _meta(node_args, layouts: Mapping[str, str] | None) -> dict[str, TensorMeta]:
+    out = {}
+    for a in node_args:
+        shape = tuple(d if isinstance(d, int) else (d or None) for d in a.shape)
+        out[a.name] = TensorMeta(a.name, shape, np.dtype(_ORT_TYPES.get(a.type, np.float32)),
+                                 (layouts or {}).get(a.name))
+    return out
+
+
+class OnnxrtRunner(BaseRunner):
+    """Runs an ONNX model in ONNX Runtime: the float reference every other backend is compared with.
+
+    Args:
+        model: path, bytes or ModelProto.
+        name: runner name used in messages. Defaults to ``onnxrt``.
+        layouts: layout per tensor name (``NCHW``/``NHWC``) for metadata. Defaults to none.
+        threads: ORT intra-op threads. Defaults to ORT's choice.
+    """
+
+    def __init__(self, model, *, name: str | None = None, layouts: Mapping[str, str] | None = None,
+                 threads: int | None = None) -> None:
+        super().__init__(name or "onnxrt")
+        self.model = model
+        self.layouts = dict(layouts or {})
+        self.threads = threads
+        self.session = None
+        from hailo_qa.toolchain import onnxruntime_version
+
+        self.backend = BackendInfo("onnxruntime", onnxruntime_version(), "float", hailo=False)
+
+    def _activate(self) -> None:
+        self.session = session_from_onnx(self.model, threads=self.threads)
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    def input_metadata(self) -> dict[str, TensorMeta]:
+        return _meta(self._sess().get_inputs(), self.layouts)
+
+    def output_metadata(self) -> dict[str, TensorMeta]:
+        return _meta(self._sess().get_outputs(), self.layouts)
+
+    def _sess(self):
+        if self.session is None:
+            self.session = session_from_onnx(self.model, threads=self.threads)
+        return self.session
+
+    def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.session.get_outputs()]
+        try:
+            outs = self.session.run(names, dict(feeds))
+        except Exception as err:  # ORT raises bare RuntimeError/Fail for shape mismatches inside the graph
+            raise InputDataError(f"ONNX Runtime failed to run the model: {err.__class__.__name__}: "
+                                 f"{str(err).strip().splitlines()[0]}",
+                                 note="expected inputs the model accepts (shapes, value ranges, batch size)",
+                                 hint="check input shapes against the model; dynamic-batch models may need "
+                                      "--batch 1 when split", context=self.name) from err
+        return dict(zip(names, outs))
