@@ -10,6 +10,15 @@ from hailo_qa.errors import InputDataError, InputFileError
 from hailo_qa.manifest import InputSpec, ModelSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+NPZ_SAMPLES = 4
+"""Rows taken from an ``.npz`` sample file (its ``x`` array)."""
+
+
+def _fit(arr: np.ndarray, spec: InputSpec, path: Path) -> np.ndarray:
+    if arr.size != int(np.prod(spec.shape)):
+        raise InputDataError(f"sample '{path}' has a row of shape {arr.shape}", note=f"expected {spec.shape}",
+                             hint="store one sample per row of 'x'")
+    return arr.reshape(spec.shape).astype(spec.np_dtype)
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
@@ -62,6 +71,13 @@ def sample_feeds(model: ModelSpec) -> list[tuple[str, dict[str, np.ndarray]]]:
     dev = model.device_inputs
     for path in model.samples:
         feeds = host_feeds(model)
+        if path.suffix.lower() == ".npz":  # a labelled set: the first rows of its "x" array
+            with np.load(path) as z:
+                xs = z["x"][:NPZ_SAMPLES]
+            spec = dev[0]
+            for k, x in enumerate(xs):
+                out.append((f"{path.stem}[{k}]", {**feeds, spec.name: _fit(np.asarray(x), spec, path)}))
+            continue
         if path.suffix.lower() == ".npy":
             arr = np.load(path)
             spec = dev[0]

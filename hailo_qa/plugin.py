@@ -21,6 +21,9 @@ from hailo_qa import config
 
 PLUGIN_MODULES: list[str] = [
     # area fixture modules, registered in pytest_configure
+    "hailo_qa.pytest_golden",
+    "hailo_qa.pytest_hw",
+    "hailo_qa.pytest_emulator",
 ]
 
 MARKERS = {
@@ -184,7 +187,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if hrt.found:
         from hailo_qa.device import describe_devices  # lazy: only when HailoRT is importable
 
-        device = describe_devices()
+        device = describe_devices(s.device)
     emu = s.emulator_backend()
     emu_text = ("dfc (Hailo Dataflow Compiler emulator)" if emu == "dfc" else
                 f"ort (hailo-qa built-in ONNX Runtime approximation of Hailo numerics, onnxruntime "

@@ -1,0 +1,5 @@
+import sys
+
+from hailo_qa.cli import main
+
+sys.exit(main())

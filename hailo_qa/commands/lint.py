@@ -1,0 +1,27 @@
+"""hailo-qa lint MODEL [--json]"""
+from __future__ import annotations
+
+HELP = "report which ONNX nodes Hailo-8 rejects, why, and the workaround (rules approximate the DFC parser)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--batch", type=int, default=1, help="static size for a dynamic batch (default 1)")
+    p.add_argument("--input", action="append", dest="inputs", metavar="NAME",
+                   help="image input(s) for the device stage (default: every float rank-4 input)")
+    p.add_argument("--no-simplify", action="store_true", help="lint the graph as given (no constant folding)")
+    p.add_argument("--no-dfc", action="store_true", help="do not consult the DFC parser even where installed")
+    p.add_argument("--rules", metavar="TOML", help="alternative rule table")
+    p.add_argument("--limit", type=int, default=200, help="rows shown in the table (default 200)")
+
+
+def run(args) -> int:
+    import json
+
+    from hailo_qa.graph.lint import lint_onnx
+
+    report = lint_onnx(args.model, batch=args.batch, image_inputs=args.inputs, simplify=not args.no_simplify,
+                       use_dfc=False if args.no_dfc else None, rules_path=args.rules)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render(limit=args.limit))
+    return 0

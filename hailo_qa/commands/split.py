@@ -1,0 +1,43 @@
+"""hailo-qa split MODEL --out DIR [--cut NAMES] [--end-nodes NAMES] [--batch 1]"""
+from __future__ import annotations
+
+HELP = "split a model into a device Stage 1 and a host Stage 2 (stage1.onnx, stage2.onnx, split_report.{json,md})"
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--cut", type=_names, default=[], metavar="NAMES",
+                   help="comma-separated Stage-1 output tensors (default: automatic)")
+    p.add_argument("--end-nodes", type=_names, default=[], metavar="NAMES",
+                   help="comma-separated Stage-1 end nodes (their outputs become the cut)")
+    p.add_argument("--batch", type=int, default=1, help="static size for a dynamic batch (default 1)")
+    p.add_argument("--input", action="append", dest="inputs", metavar="NAME", help="the image input for Stage 1")
+    p.add_argument("--allow-rejected", action="store_true",
+                   help="accept an explicit Stage 1 holding ops the rules reject (e.g. the DFC accepts them)")
+    p.add_argument("--verify", type=int, default=1, metavar="N",
+                   help="check stage2(stage1(x)) == model(x) bit-exactly on N random inputs (0: skip; default 1)")
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from hailo_qa.graph.split import render_report, stages_from_onnx, write_stages
+    from hailo_qa.graph.verify import verify_split
+
+    result = stages_from_onnx(args.model, cut=args.cut, end_nodes=args.end_nodes, batch=args.batch,
+                              image_inputs=args.inputs, allow_rejected=args.allow_rejected)
+    result = write_stages(result, args.out)
+    print(render_report(result.report))
+    print(f"wrote {result.stage1_path}, {result.stage2_path}, split_report.json, split_report.md")
+    if args.verify:
+        cmp = verify_split(args.model, result, rng=np.random.default_rng(0), n=args.verify)
+        print(f"equivalence on {args.verify} random input(s): {'bit-exact' if cmp else 'MISMATCH'}")
+        if not cmp:
+            print(cmp)
+            return 1
+    return 0

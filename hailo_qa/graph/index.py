@@ -1,0 +1,135 @@
+"""A read-only index over a shape-inferred ONNX graph: tensor shapes/dtypes, producers, consumers, constants."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int | str | None, ...] | None  # None: unknown rank
+    elem_type: int
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) and d > 0 for d in self.shape)
+
+    @property
+    def is_float(self) -> bool:
+        return self.elem_type in FLOAT_TYPES
+
+    @property
+    def dtype_name(self) -> str:
+        return onnx.helper.tensor_dtype_to_np_dtype(self.elem_type).name if self.elem_type else "unknown"
+
+
+def _info(vi: onnx.ValueInfoProto) -> TensorInfo:
+    tt = vi.type.tensor_type
+    shape = None
+    if tt.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+    return TensorInfo(vi.name, shape, tt.elem_type)
+
+
+class GraphIndex:
+    """Index of one (already shape-inferred) graph. Node keys are node names (made unique if missing)."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        g = model.graph
+        self.nodes = list(g.node)
+        self.node_name = {}
+        seen: set[str] = set()
+        for i, n in enumerate(self.nodes):
+            name = n.name or f"{n.op_type}_{i}"
+            while name in seen:
+                name = f"{name}_{i}"
+            seen.add(name)
+            self.node_name[id(n)] = name
+        self.init = {t.name: t for t in g.initializer}
+        self.inputs = [i.name for i in g.input if i.name not in self.init]
+        self.outputs = [o.name for o in g.output]
+        self.tensors: dict[str, TensorInfo] = {}
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            self.tensors[vi.name] = _info(vi)
+        for t in g.initializer:
+            self.tensors[t.name] = TensorInfo(t.name, tuple(t.dims), t.data_type)
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+        for n in self.nodes:
+            for o in n.output:
+                if o:
+                    self.producer[o] = n
+            for i in n.input:
+                if i:
+                    self.consumers[i].append(n)
+        self.constants: set[str] = set(self.init)
+        for n in self.nodes:  # Constant nodes, and nodes whose inputs are all constant (unfolded constant subgraphs)
+            if n.op_type == "Constant" or (n.input and all((not i) or i in self.constants for i in n.input)
+                                            and n.op_type not in ("RandomNormal", "RandomUniform")):
+                self.constants.update(o for o in n.output if o)
+
+    def name(self, node: onnx.NodeProto) -> str:
+        return self.node_name[id(node)]
+
+    def info(self, tensor: str) -> TensorInfo:
+        return self.tensors.get(tensor, TensorInfo(tensor, None, 0))
+
+    def const_value(self, tensor: str) -> np.ndarray | None:
+        """The value of a constant tensor (initializer or Constant node), else None."""
+        if tensor in self.init:
+            return numpy_helper.to_array(self.init[tensor])
+        n = self.producer.get(tensor)
+        if n is not None and n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    return numpy_helper.to_array(a.t)
+                if a.name in ("value_ints", "value_floats"):
+                    return np.asarray(onnx.helper.get_attribute_value(a))
+                if a.name in ("value_int", "value_float"):
+                    return np.asarray(onnx.helper.get_attribute_value(a))
+        return None
+
+    def tensor_names(self) -> list[str]:
+        names = list(self.inputs)
+        for n in self.nodes:
+            names.extend(o for o in n.output if o)
+        return names
+
+    def topo_nodes(self) -> list[onnx.NodeProto]:
+        """Nodes in topological order (ONNX requires graphs to be sorted; we re-sort defensively)."""
+        ready = set(self.inputs) | set(self.init) | {""}
+        pending = list(self.nodes)
+        out = []
+        while pending:
+            progressed = []
+            rest = []
+            for n in pending:
+                (progressed if all(i in ready for i in n.input) else rest).append(n)
+            if not progressed:  # cycle or missing producer: keep file order for the rest
+                out.extend(rest)
+                break
+            for n in progressed:
+                ready.update(n.output)
+            out.extend(progressed)
+            pending = rest
+        return out
+
+
+def attr(node: onnx.NodeProto, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            v = onnx.helper.get_attribute_value(a)
+            return v.decode() if isinstance(v, bytes) else v
+    return default

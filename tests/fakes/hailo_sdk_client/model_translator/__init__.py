@@ -1,0 +1,1 @@
+"""Contract fake of ``hailo_sdk_client.model_translator`` (tests only)."""

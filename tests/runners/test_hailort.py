@@ -1,0 +1,209 @@
+"""HailortRunner against the HailoRT contract fake; also the logic of tests/test_hailo8_latency.py, exercised in CI."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from hailo_qa.errors import DeviceError, InputFileError
+from hailo_qa.latency import measure_runner
+from hailo_qa.manifest import ModelSpec
+from hailo_qa.pytest_hw import determinism_report, latency_gate_failures, lsb_agreement
+from hailo_qa.runners.base import Runner
+from tests.fakes import install_fake_hailort
+
+IN, OUT = "arcface_mobilefacenet/input_layer1", "arcface_mobilefacenet/fc1"
+SCALE, ZP = 0.016738918, 144.0
+
+
+@pytest.fixture
+def hef(tmp_path):
+    p = tmp_path / "arcface.hef"
+    p.write_bytes(b"\x01HEF fake payload")
+    return p
+
+
+@pytest.fixture
+def fake(monkeypatch, hef):
+    hp, state = install_fake_hailort(monkeypatch)
+    from hailo_platform import _fake
+
+    state.hefs[str(hef)] = _fake.FakeNet([_fake.FakeStream(IN, (112, 112, 3))],
+                                         [_fake.FakeStream(OUT, (1, 1, 512), SCALE, ZP)], "arcface_mobilefacenet")
+    return hp, state
+
+
+def _runner(hef, **kw):
+    from hailo_qa.runners.hailort import HailortRunner
+
+    return HailortRunner(hef, **kw)
+
+
+def _expected(x: np.ndarray) -> np.ndarray:
+    """The fake's documented synthetic function, computed independently."""
+    q = np.floor(7.0 * float(x.astype(np.float64).sum()) + 13.0 * np.arange(512)) % 256
+    return ((q - ZP) * SCALE).astype(np.float32).reshape(1, 1, 1, 512)
+
+
+def _x(seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (1, 112, 112, 3)).astype(np.float32)
+
+
+def test_fake_refuses_import_without_fixture(monkeypatch):
+    from tests.fakes import FAKES_DIR
+
+    monkeypatch.syspath_prepend(str(FAKES_DIR))
+    monkeypatch.delitem(sys.modules, "hailo_platform", raising=False)
+    with pytest.raises(ImportError, match="test-only contract fake"):
+        __import__("hailo_platform")
+
+
+def test_metadata_and_protocol(fake, hef):
+    r = _runner(hef)
+    assert isinstance(r, Runner)
+    assert r.input_metadata()[IN].shape == (1, 112, 112, 3) and r.input_metadata()[IN].layout == "NHWC"
+    assert r.output_metadata()[OUT].shape == (1, 1, 1, 512) and r.output_metadata()[OUT].layout == "NHWC"
+    assert r.quant_info(OUT) == pytest.approx((SCALE, ZP))
+
+
+def test_infer_outputs_and_provenance(fake, hef):
+    hp, state = fake
+    x = _x()
+    with _runner(hef, names={OUT: "fc1"}) as r:
+        out = r.infer({IN: x})
+        assert state.open_vdevices == 1 and state.open_configured == 1
+        assert set(r.setup_times) == {"open_s", "configure_s"}
+        assert r.last_device_time is not None and r.last_device_time >= 0
+    np.testing.assert_array_equal(out["fc1"], _expected(x))
+    assert state.open_vdevices == 0 and state.open_configured == 0 and state.open_devices == 0
+    b = r.backend
+    assert b.name == "hailort" and b.version == "4.23.0+fake" and b.hailo and b.target == "hailo8"
+    assert b.details["device"]["architecture"] == "hailo8"
+    assert b.details["device"]["serial_number"] == "FAKE-SERIAL-0001"
+    assert "tests/fakes" in b.details["hailort_module"].replace("\\", "/")
+    assert len(b.details["hef_sha256"]) == 64
+
+
+def test_multiple_inputs_outputs(fake, hef):
+    from hailo_platform import _fake
+
+    hp, state = fake
+    state.hefs[str(hef)] = _fake.FakeNet([_fake.FakeStream("a", (4, 4, 2)), _fake.FakeStream("b", (3,))],
+                                         [_fake.FakeStream("o1", (2, 2, 1), 0.5, 10), _fake.FakeStream("o2", (5,))])
+    with _runner(hef) as r:
+        out = r.infer({"a": np.ones((1, 4, 4, 2), np.float32), "b": np.full((1, 3), 2.0, np.float32)})
+    assert out["o1"].shape == (1, 2, 2, 1) and out["o2"].shape == (1, 5)
+    q = np.floor(7.0 * 38.0 + 13.0 * np.arange(5)) % 256  # sum = 32 + 6
+    np.testing.assert_array_equal(out["o2"][0], q.astype(np.float32))
+
+
+def test_wrong_feed_is_input_data_error(fake, hef):
+    from hailo_qa.errors import InputDataError
+
+    with _runner(hef) as r, pytest.raises(InputDataError, match="shape"):
+        r.infer({IN: np.zeros((1, 3, 112, 112), np.float32)})
+
+
+def test_timeout_is_device_error_and_releases(fake, hef):
+    hp, state = fake
+    state.timeout_on_run = True
+    with pytest.raises(DeviceError, match="timed out after 250 ms") as ei:
+        with _runner(hef, timeout_ms=250) as r:
+            r.infer({IN: _x()})
+    assert "Hint:" in str(ei.value) and "timeout_ms" in str(ei.value)
+    assert isinstance(ei.value.__cause__, hp.HailoRTTimeout)
+    assert state.open_vdevices == 0 and state.open_configured == 0
+
+
+def test_device_vanishes_mid_run(fake, hef):
+    hp, state = fake
+    state.vanish_after_runs = 3
+    r = _runner(hef)
+    with pytest.raises(DeviceError, match="vanished"):
+        with r:
+            for _ in range(5):
+                r.infer({IN: _x()})
+    assert state.runs == 3 and not r.is_active
+    assert state.open_vdevices == 0 and state.open_configured == 0
+
+
+def test_missing_and_unreadable_hef(fake, tmp_path):
+    with pytest.raises(InputFileError, match="does not exist"):
+        _runner(tmp_path / "nope.hef")
+    other = tmp_path / "other.hef"
+    other.write_bytes(b"junk")
+    with pytest.raises(InputFileError, match="could not read HEF"):
+        _runner(other)
+
+
+def test_open_failure_is_device_error(fake, hef):
+    _, state = fake
+    r = _runner(hef)
+    state.devices = []
+    with pytest.raises(DeviceError, match="could not open a Hailo device"):
+        r.__enter__()
+    assert not r.is_active and state.open_vdevices == 0
+
+
+def test_no_hailort_is_device_error(monkeypatch, hef):
+    monkeypatch.setitem(sys.modules, "hailo_platform", None)
+    with pytest.raises(DeviceError, match="not installed"):
+        _runner(hef)
+
+
+def test_bad_timeout(fake, hef):
+    with pytest.raises(DeviceError, match="timeout_ms"):
+        _runner(hef, timeout_ms=0)
+
+
+# --- the hailo8 test file's logic, on the fake --------------------------------------------------------------------
+def test_determinism_report_on_fake(fake, hef):
+    _, state = fake
+    x = _x(1)
+    with _runner(hef) as r:
+        rep = determinism_report(lambda: r.infer({IN: x}), runs=6)
+        assert rep and rep.differing_runs == 0 and "identical" in rep.describe()
+        state.nondeterministic_every = 3
+        bad = determinism_report(lambda: r.infer({IN: x}), runs=7)
+    assert not bad
+    assert bad.differing_runs == 2 and bad.per_output[OUT] == 2
+    assert bad.max_abs_diff == pytest.approx(SCALE, rel=1e-5)
+    assert "2 of 6 repeated runs differed" in bad.describe()
+
+
+def test_latency_on_fake_reports_setup_and_device(fake, hef):
+    x = _x()
+    lat = measure_runner(_runner(hef), {IN: x}, warmup=2, iterations=15)
+    assert {"enter_ms", "open_ms", "configure_ms"} <= set(lat.setup_ms)
+    assert set(lat.stages) == {"end_to_end", "device"}
+    e2e, dev = lat["end_to_end"], lat["device"]
+    assert e2e.count == dev.count == 15 and e2e.warmup == 2
+    assert dev.p50_ms <= e2e.p50_ms * 1.5 + 0.05  # device time is a part of infer()
+    assert lat.to_dict()["backend"]["version"] == "4.23.0+fake"
+
+
+def _spec(**hw):
+    return ModelSpec(name="m", file=None, task="embedding", inputs=(), thresholds={"hailo8": hw})
+
+
+def test_latency_gate_failures():
+    from hailo_qa.latency import stats_from_samples
+
+    e2e = stats_from_samples([0.010, 0.011, 0.012], name="end_to_end")
+    core = stats_from_samples([0.004, 0.004, 0.005], name="device")
+    assert latency_gate_failures(_spec(max_p95_ms=20.0, max_core_p95_ms=5.0), e2e, core) == []
+    fails = latency_gate_failures(_spec(max_p95_ms=5.0, max_core_p95_ms=1.0, max_cov_pct=0.1), e2e, core)
+    assert len(fails) == 4
+    assert "end-to-end p95" in fails[0] and "hailo8.max_p95_ms = 5.0" in fails[0]
+    assert "device-only p95" in fails[1]
+    assert latency_gate_failures(_spec(), e2e, core) == []
+
+
+def test_lsb_agreement_against_emulator_like_reference(fake, hef):
+    x = _x(2)
+    with _runner(hef) as r:
+        hw = r.infer({IN: x})
+        scale = r.quant_info(OUT)[0]
+    ref = {OUT: hw[OUT] + np.float32(2 * scale)}  # an emulator off by exactly two steps
+    assert lsb_agreement(ref, hw, {OUT: scale})[OUT] == pytest.approx(2.0, rel=1e-4)

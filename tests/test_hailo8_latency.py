@@ -1,0 +1,144 @@
+"""Hailo-8 hardware checks per manifest model with a HEF (``-m hailo8``).
+
+Without HailoRT or a device every test here is skipped with the exact reason (hailo_qa.pytest_hw). The logic
+(determinism, latency gates, LSB agreement) is unit-tested against the HailoRT contract fake in
+tests/runners/test_hailort.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hailo_qa.pytest_hw import determinism_report, latency_gate_failures, lsb_agreement
+
+pytestmark = [pytest.mark.hailo8, pytest.mark.hqa_select(needs=("hef",))]
+
+DETERMINISM_RUNS = 20
+
+
+def _nhwc(x: np.ndarray, layout: str) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NCHW" and x.ndim == 4 else x
+
+
+def _names_for_split(runner, split) -> dict[str, str]:
+    """HEF vstream → Stage-1 ONNX tensor: inputs in order; outputs by their NHWC shape (unique shapes only)."""
+    names = dict(zip(runner.input_metadata(), split.stage1_inputs))
+    by_shape: dict[tuple, list[str]] = {}
+    for b in split.boundary:
+        shp = tuple(b.shape)
+        nhwc = (shp[0], shp[2], shp[3], shp[1]) if len(shp) == 4 else shp
+        by_shape.setdefault(nhwc, []).append(b.name)
+    for vs, m in runner.output_metadata().items():
+        cands = by_shape.get(tuple(m.shape), [])
+        if len(cands) != 1:
+            pytest.fail(f"cannot map HEF output {vs} {m.shape} to a Stage-1 output (candidates {cands}); "
+                        f"the HEF does not match the split")
+        names[vs] = cands[0]
+    return names
+
+
+@pytest.fixture(scope="module")
+def hw(hqa_model, hqa, hqa_hef_gate):
+    """(runner, device feeds, stage-1 runner is the device) for one model, or a skip naming why not."""
+    from hailo_qa.inputs import random_feeds, sample_feeds
+    from hailo_qa.runners.hailort import HailortRunner
+
+    hqa_hef_gate(hqa_model.hef)
+    split = None
+    names = None
+    if hqa_model.file is not None:
+        from hailo_qa.graph.split import split_for_model
+
+        split = split_for_model(hqa_model, hqa.work_dir)
+        names = _names_for_split(HailortRunner(hqa_model.hef), split)
+    runner = HailortRunner(hqa_model.hef, device_id=hqa.device, names=names)
+    feeds_list = sample_feeds(hqa_model) or [("random0", random_feeds(hqa_model, np.random.default_rng(0)))]
+    with runner:
+        yield runner, split, feeds_list
+
+
+def _device_feeds(model, runner, feeds):
+    metas = list(runner.input_metadata().values())
+    dev = model.device_inputs
+    if len(metas) != len(dev):
+        pytest.fail(f"{model.name}: HEF has {len(metas)} inputs, manifest declares {len(dev)} device inputs")
+    return {m.name: _nhwc(feeds[s.name], s.layout).astype(np.float32) for m, s in zip(metas, dev)}
+
+
+def test_arch_matches_device(hqa_model, hqa_device, hqa_hef_gate):
+    from hailo_qa.hef import hef_runs_on, read_hef
+
+    info = read_hef(hqa_model.hef)
+    assert hef_runs_on(str(info.hw_arch), hqa_device.architecture), (
+        f"{hqa_model.name}: HEF arch {info.hw_arch} does not run on {hqa_device.describe()}")
+
+
+def test_latency_gates(hqa_model, hqa, hw, hqa_history):
+    from hailo_qa.latency import measure_runner
+    from hailo_qa.runners.pipeline import HostPipeline
+
+    runner, split, feeds_list = hw
+    feeds = feeds_list[0][1]
+    core = measure_runner(runner, _device_feeds(hqa_model, runner, feeds), warmup=hqa.latency_warmup,
+                          iterations=hqa.latency_iterations)
+    if split is not None:
+        from hailo_qa.inputs import host_feeds
+
+        pipe = HostPipeline(runner, split.stage2_path, host_feeds=host_feeds(hqa_model))
+        try:  # the pipeline's __exit__ also closes the shared Stage-1 runner: reopen it for the next tests
+            e2e = measure_runner(pipe, feeds, warmup=hqa.latency_warmup, iterations=hqa.latency_iterations)
+        finally:
+            runner.activate()
+        e2e_stats = e2e["end_to_end"]
+    else:
+        e2e_stats = core["end_to_end"]
+    core_stats = core["device"]
+    for metric, st in (("p95_ms", e2e_stats), ("core_p95_ms", core_stats)):
+        hqa_history.record(model=hqa_model.name, metric=metric, value=st.p95_ms, target="hailo8",
+                           backend=runner.backend, extra=st.to_dict())
+    fails = latency_gate_failures(hqa_model, e2e_stats, core_stats)
+    assert not fails, "\n".join(fails)
+
+
+def test_outputs_vs_golden(hqa_model, hw, hqa_golden):
+    runner, _, feeds_list = hw
+    min_cos = hqa_model.threshold("hailo8", "min_cosine_vs_golden")
+    for name, feeds in feeds_list:
+        out = runner.infer(_device_feeds(hqa_model, runner, feeds))
+        hqa_golden.check(out, model=hqa_model, target="hailo8", name=name, backend=runner.backend,
+                         min_cosine=min_cos)
+
+
+def test_outputs_vs_emulator_in_quantization_steps(hqa_model, hqa, hw):
+    runner, split, feeds_list = hw
+    if split is None:
+        pytest.skip(f"{hqa_model.name}: HEF-only model (no ONNX), no emulator to compare with")
+    limit = hqa_model.threshold("hailo8", "max_lsb_vs_emulator")
+    if limit is None:
+        pytest.skip(f"{hqa_model.name}: no hailo8.max_lsb_vs_emulator threshold in the manifest")
+    from hailo_qa.calib import calib_set_for_model
+    from hailo_qa.runners.emulator import make_emulator
+
+    calib = calib_set_for_model(hqa_model, size=hqa_model.calibration.sizes[0])
+    emu = make_emulator(hqa_model, split, backend=hqa.emulator_backend(), config="int8", calib=calib,
+                        work_dir=hqa.work_dir)
+    from hailo_qa.runners.base import nhwc_to_nchw
+
+    worst = {}
+    with emu:
+        for name, feeds in feeds_list:
+            hwout = runner.infer(_device_feeds(hqa_model, runner, feeds))
+            emu_out = emu.infer({k: feeds[k] for k in emu.input_metadata()})
+            hw_nchw = {k: nhwc_to_nchw(v) for k, v in hwout.items()}
+            scales = {k: runner.quant_info(k)[0] for k in hwout}
+            for k, v in lsb_agreement(emu_out, hw_nchw, scales).items():
+                worst[k] = max(worst.get(k, 0.0), v)
+    bad = {k: v for k, v in worst.items() if v > limit}
+    assert not bad, f"{hqa_model.name}: device vs emulator exceeds {limit} LSB: {bad}"
+
+
+def test_determinism(hqa_model, hw):
+    runner, _, feeds_list = hw
+    feeds = _device_feeds(hqa_model, runner, feeds_list[0][1])
+    rep = determinism_report(lambda: runner.infer(feeds), runs=DETERMINISM_RUNS)
+    assert rep, f"{hqa_model.name}: non-deterministic on {runner.backend.label()}: {rep.describe()}"
