@@ -1,8 +1,8 @@
-"""Calibration streaming memory: 1k vs 8k samples of 112×112×3 must stay flat (peak delta < 50 MB).
+"""Calibration streaming memory: 1k vs 8k samples of 112x112x3 must stay flat (peak delta < 50 MB).
 
-Materialised, 8k float32 samples of 3×112×112 are ~1.15 GB (~301 MB even as uint8); streamed through ``iter_samples`` + ``summary`` the
-peak (tracemalloc, which sees NumPy's allocations) must not grow with the sample count. Memory, not wall clock,
-so an assert is fine; the figures go to ``benchmark.extra_info``.
+Materialised, 8k float32 samples of 3x112x112 are ~1.15 GB (~301 MB even as uint8); streamed through
+``iter_samples`` + ``summary`` the peak (tracemalloc, which sees NumPy's allocations) must not grow with the
+sample count. Memory, not wall clock, so an assert is fine; the figures go to ``benchmark.extra_info``.
 """
 from __future__ import annotations
 

@@ -95,6 +95,9 @@ class CalibSummary:
         return dataclasses.asdict(self)
 
     def __str__(self) -> str:
+        domain = ("raw 0-255 data; the model script normalizes" if self.normalization == "on_chip"
+                  else "data arrives normalized")
+
         def fmt(v: Sequence[float]) -> str:
             return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
 
@@ -104,8 +107,7 @@ class CalibSummary:
             f"  shape        {tuple(self.shape)} float32 NCHW per sample",
             f"  source       {self.source}",
             f"  seed         {self.seed}",
-            f"  normalize    {self.normalization} "
-            f"({'raw 0-255 data; the model script normalizes' if self.normalization == 'on_chip' else 'data arrives normalized'})",
+            f"  normalize    {self.normalization} ({domain})",
             f"  min/ch       {fmt(self.channel_min)}",
             f"  max/ch       {fmt(self.channel_max)}",
             f"  mean/ch      {fmt(self.channel_mean)}",
@@ -652,7 +654,7 @@ def _aug_params(cs: CalibSet, j: int) -> tuple[int, float, float, float, bool, f
     oy, ox = rng.uniform(0.0, 1.0, size=2)
     flip = bool(rng.random() < AUG_FLIP_P)
     bright = float(rng.uniform(*AUG_BRIGHTNESS))
-    return 0, float(frac), float(oy), float(ox), flip, bright
+    return j % len(cs.items), float(frac), float(oy), float(ox), flip, bright
 
 
 def _crop(x: np.ndarray, frac: float, oy: float, ox: float) -> np.ndarray:
@@ -670,7 +672,10 @@ def _augment(cs: CalibSet, j: int, cache: OrderedDict) -> np.ndarray:
         cache.move_to_end(src)
         base = cache[src]
     else:
-        base = read_image_rgb(it.path) if it.kind == "image" else np.ascontiguousarray(_read_tensor(it).transpose(1, 2, 0))
+        if it.kind == "image":
+            base = read_image_rgb(it.path)
+        else:
+            base = np.ascontiguousarray(_read_tensor(it).transpose(1, 2, 0))
         cache[src] = base
         while len(cache) > 1 and sum(a.nbytes for a in cache.values()) > _CACHE_BYTES:
             cache.popitem(last=False)
@@ -760,9 +765,10 @@ def validate_calib(calib: CalibSet, *, include_augmented: bool = False) -> None:
     if dmin < lo - tol or dmax > hi + tol:
         bad = [lbl for v, lbl in mins if v < lo - tol] + [lbl for v, lbl in maxs if v > hi + tol]
         bad = list(dict.fromkeys(bad))
+        why = ("raw pixels for on-chip normalization" if calib.normalization == "on_chip"
+               else "the input range declared in the manifest")
         raise InputDataError(f"calibration data is outside the expected range: {got}; {len(bad)} sample(s) "
                              f"out of range, e.g. {', '.join(bad[:3])}",
-                             note=f"expected values in [{lo:g}, {hi:g}] "
-                                  f"({'raw pixels for on-chip normalization' if calib.normalization == 'on_chip' else 'the input range declared in the manifest'})",
+                             note=f"expected values in [{lo:g}, {hi:g}] ({why})",
                              hint="check the preprocessing of the samples against the manifest's range/preprocess",
                              context=ctx)

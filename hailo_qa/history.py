@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS metrics (
     nodeid TEXT NOT NULL DEFAULT '', extra TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS metrics_key ON metrics (model, target, metric, config, calib_size);
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id);
-CREATE TABLE IF NOT EXISTS baselines (run_id TEXT PRIMARY KEY, accepted_at TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS baselines (
+    run_id TEXT PRIMARY KEY, accepted_at TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS outcomes (
     run_id TEXT NOT NULL, nodeid TEXT NOT NULL, outcome TEXT NOT NULL, time TEXT NOT NULL,
     PRIMARY KEY (run_id, nodeid));

@@ -178,6 +178,11 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.import_plugin(mod)
 
 
+def pytest_collection(session: pytest.Session) -> None:
+    """Load the manifest before collection, so a broken one is a usage error (exit 4) and not a collection error."""
+    get_session(session.config).manifest  # noqa: B018
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from hailo_qa import toolchain
 

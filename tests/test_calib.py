@@ -395,3 +395,14 @@ def test_unknown_input_name(tmp_path):
     write_npy(tmp_path / "d", 1)
     with pytest.raises(InputDataError, match="did you mean 'x'"):
         calib_set_for_model(model(tmp_path, str(tmp_path / "d")), size=1, input_name="xx")
+
+
+def test_augmentation_uses_every_real_sample_round_robin(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(d / "a.npy", rng.uniform(-0.9, -0.5, (1, C, H, W)).astype(np.float32))
+    np.save(d / "b.npy", rng.uniform(0.5, 0.9, (1, C, H, W)).astype(np.float32))
+    cs = calib_set_for_model(model(tmp_path, str(d)), size=10)
+    signs = [int(np.sign(s.mean())) for s in cs.iter_samples()]
+    assert signs == [-1, 1] * 5  # augmented j comes from real item j % 2

@@ -1,0 +1,112 @@
+"""The manifest: real entries load into typed records; every mistake names the file, the model and the key."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from hailo_qa import config
+from hailo_qa.errors import ManifestError
+from hailo_qa.manifest import load_manifest
+
+MODEL = "../shared/models/mtcnn_onet.onnx"
+
+
+def _write(tmp_path, body: str, model_file: bool = True):
+    if model_file:
+        (tmp_path / "m.onnx").write_bytes(b"x")
+    p = tmp_path / "models.toml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+BASE = """
+[models.a]
+file = "m.onnx"
+task = "classification"
+[[models.a.inputs]]
+name = "x"
+shape = [1, 3, 8, 8]
+range = [0.0, 1.0]
+"""
+
+
+def test_repo_manifest_loads_with_the_real_models():
+    m = load_manifest()
+    names = m.names()
+    for n in ("deimv2_atto", "yunet", "mtcnn_onet", "mobilefacenet"):
+        assert n in names
+    deim = m.get("deimv2_atto")
+    assert deim.file.is_file() and deim.task == "detection"
+    assert [i.name for i in deim.device_inputs] == ["images"]
+    assert deim.host_inputs[0].constant().tolist() == [[320, 320]]
+    assert len(deim.digest()) == 64
+
+
+def test_minimal_entry_and_defaults(tmp_path):
+    m = load_manifest(_write(tmp_path, BASE))
+    a = m.get("a")
+    assert a.split.mode == "auto" and a.split.atol == 0.0 and a.quantization.configs == ("int8",)
+    assert a.inputs[0].shape == (1, 3, 8, 8) and a.inputs[0].layout == "NCHW"
+
+
+@pytest.mark.parametrize("extra,words", [
+    ("colour = 1\n", ["unknown key 'models.a.colour'", "models.toml"]),
+    ("[models.a.split]\nmode = \"explicit\"\n", ["explicit but names no cut"]),
+    ("[models.a.split]\natol = 0.01\n", ["no written justification"]),
+    ("[models.a.split]\nmod = \"auto\"\n", ["unknown key 'models.a.split.mod'", "did you mean 'mode'"]),
+    ("[models.a.thresholds.emulator.int8]\nmin_snr = 30\n", ["unknown threshold key", "min_snr_db"]),
+    ("[models.a.thresholds.emulatr]\nmin_snr_db = 30\n", ["unknown threshold section"]),
+    ("[models.a.quantization]\nconfigs = [\"int4\"]\n", ["unknown precision config"]),
+    ("[models.a.calibration]\nmax_samples = \"lots\"\n", ["wrong type", "an integer"]),
+])
+def test_mistakes_are_named(tmp_path, extra, words):
+    body = BASE.replace('task = "classification"\n', 'task = "classification"\n' + extra) \
+        if not extra.startswith("[") else BASE + extra
+    with pytest.raises(ManifestError) as e:
+        load_manifest(_write(tmp_path, body))
+    text = str(e.value)
+    for w in words:
+        assert w in text, (w, text)
+    assert "Note:" in text
+
+
+def test_wrong_types_and_shapes(tmp_path):
+    with pytest.raises(ManifestError, match="shape"):
+        load_manifest(_write(tmp_path, BASE.replace("[1, 3, 8, 8]", "[1, -3, 8, 8]")))
+    with pytest.raises(ManifestError, match="range"):
+        load_manifest(_write(tmp_path, BASE.replace("[0.0, 1.0]", "[1.0, 0.0]")))
+    with pytest.raises(ManifestError, match="wrong type"):
+        load_manifest(_write(tmp_path, BASE.replace('task = "classification"', "task = 3")))
+    with pytest.raises(ManifestError, match="expected one of"):
+        load_manifest(_write(tmp_path, BASE.replace('task = "classification"', 'task = "segmentation"')))
+
+
+def test_missing_repo_file_is_an_error_but_missing_shared_file_is_a_skip_reason(tmp_path, monkeypatch):
+    with pytest.raises(ManifestError, match="missing file"):
+        load_manifest(_write(tmp_path, BASE, model_file=False))
+    monkeypatch.setattr(config, "SHARED_DIR", tmp_path / "no-shared")
+    m = load_manifest(_write(tmp_path, BASE.replace('"m.onnx"', '"shared:models/x.onnx"'), model_file=False))
+    a = m.get("a")
+    assert not a.available and "HAILO_QA_SHARED" in a.unavailable
+
+
+def test_invalid_toml_and_missing_manifest(tmp_path):
+    with pytest.raises(ManifestError, match="not valid TOML"):
+        load_manifest(_write(tmp_path, "[models.a\n"))
+    with pytest.raises(ManifestError, match="does not exist"):
+        load_manifest(tmp_path / "absent.toml")
+
+
+def test_unknown_model_name_suggests(tmp_path):
+    m = load_manifest(_write(tmp_path, BASE))
+    with pytest.raises(ManifestError, match="did you mean 'a'"):
+        m.get("aa")
+
+
+def test_host_input_needs_a_value_that_fits(tmp_path):
+    body = BASE + '[[models.a.inputs]]\nname = "sz"\nshape = [1, 2]\ndtype = "int64"\nrole = "host"\n'
+    with pytest.raises(ManifestError, match="without a 'value'"):
+        load_manifest(_write(tmp_path, body))
+    with pytest.raises(ManifestError, match="does not fit"):
+        load_manifest(_write(tmp_path, body + "value = [1, 2, 3]\n"))
