@@ -266,7 +266,8 @@ class _Reader:
         unknown = [k for k in self.table if k not in self.seen]
         if unknown:
             k = unknown[0]
-            raise ManifestError(f"{self.path}: unknown key '{self.where}.{k}'",
+            key = k if self.where == "<top>" else f"{self.where}.{k}"
+            raise ManifestError(f"{self.path}: unknown key '{key}'",
                                 note=f"known keys here: {', '.join(sorted(self.seen))}",
                                 hint=did_you_mean(k, self.seen) or f"remove '{k}' or check the README's manifest "
                                                                     f"reference")

@@ -66,7 +66,7 @@ def test_hqa_model_parametrized_from_external_manifest(pytester):
 
 
 def test_broken_manifest_is_a_usage_error_naming_the_key(pytester):
-    path = _manifest(pytester, "colour = 3\n" + ENTRY.format(name="alpha", task="embedding"))
+    path = _manifest(pytester, ENTRY.format(name="alpha", task="embedding").replace('task =', 'colour = 3\ntask ='))
     pytester.makepyfile("def test_x(hqa_model):\n    pass\n")
     result = pytester.runpytest(f"--hqa-manifest={path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
