@@ -92,6 +92,8 @@ def suggest_int16(noise: Iterable[LayerNoise], k: int, *, exclude: Iterable[str]
     if k < 0:
         raise InputDataError(f"suggest_int16: k={k}", note="expected k ≥ 0", hint="set quantization.suggest_k ≥ 0")
     skip, out = set(exclude), []
+    if k == 0:
+        return ()
     for n in rank_layers(noise):
         if n.layer in skip or n.layer in out:
             continue

@@ -1,0 +1,65 @@
+"""Lint + split time on DEIMv2-Atto, and the overhead of stage1+stage2 versus the full model in ONNX Runtime.
+
+Run: ``pytest benchmarks/test_bench_split.py --benchmark-enable``. The overhead target (≤ 1.05×) is reported in
+``extra_info`` as a ratio measured in the same run; it is not asserted (timing on a shared CI box is noise).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from hailo_qa.graph.lint import lint_onnx
+from hailo_qa.graph.split import split_for_model, stages_from_onnx
+from hailo_qa.graph.verify import pipeline_for
+from hailo_qa.inputs import host_feeds, sample_feeds
+from hailo_qa.manifest import load_manifest
+from hailo_qa.runners.onnxrt import OnnxrtRunner
+
+
+@pytest.fixture(scope="module")
+def deim():
+    return load_manifest().get("deimv2_atto")
+
+
+def test_lint_deimv2(benchmark, deim):
+    report = benchmark(lint_onnx, deim.file, use_dfc=False)
+    assert report.rejected
+
+
+def test_split_deimv2(benchmark, deim):
+    shapes = {i.name: i.shape for i in deim.inputs}
+    result = benchmark(stages_from_onnx, deim.file, shapes=shapes, image_inputs=["images"])
+    assert result.boundary
+
+
+def _median_ms(fn, n: int) -> float:
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1e3)
+
+
+@pytest.mark.parametrize("name", ["deimv2_atto", "yunet"])
+def test_split_overhead_ratio(benchmark, tmp_path, name):
+    """stage1+stage2 (HostPipeline) vs the full model, interleaved in one run; ratio in extra_info."""
+    spec = load_manifest().get(name)
+    split = split_for_model(spec, tmp_path)
+    feeds = sample_feeds(spec)[0][1]
+    with OnnxrtRunner(spec.file) as full, pipeline_for(split, host_feeds=host_feeds(spec)) as pipe:
+        for _ in range(3):  # warm-up
+            full.infer(feeds)
+            pipe.infer(feeds)
+        rounds = 15
+        full_ms, pipe_ms = [], []
+        for _ in range(rounds):  # interleave so drift hits both equally
+            full_ms.append(_median_ms(lambda: full.infer(feeds), 1))
+            pipe_ms.append(_median_ms(lambda: pipe.infer(feeds), 1))
+        ratio = float(np.median(pipe_ms) / np.median(full_ms))
+        benchmark.extra_info.update({"full_ms": float(np.median(full_ms)), "split_ms": float(np.median(pipe_ms)),
+                                     "overhead_ratio": ratio, "target": 1.05})
+        benchmark(pipe.infer, feeds)
+    assert ratio > 0
