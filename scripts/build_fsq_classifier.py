@@ -207,6 +207,8 @@ def export_onnx(model, path: Path) -> None:
             n.name = "fsq/proj"
         if n.op_type == "Tanh":
             n.name = "fsq/tanh"
+        if n.op_type == "Mul" and CUT_TENSOR in n.output:
+            n.name = "fsq/scale"
     m.producer_name = "hailo-qa scripts/build_fsq_classifier.py"
     m.doc_string = ("FSQ behaviour classifier (synthetic IMU, 10 classes). Built by hailo-qa; MIT. "
                     f"Split cut: tensor '{CUT_TENSOR}' (input of node 'fsq/round').")

@@ -158,26 +158,22 @@ def test_float_embeddings_match_golden_and_gates(hqa_model, face_set, float_run,
 # -- emulator -------------------------------------------------------------------------------------------------------------
 @pytest.mark.emulator
 @pytest.mark.parametrize("config", PRECISION_CONFIGS)
-def test_emulator_embeddings(hqa_model, config, face_set, float_run, hqa, hqa_history):
+def test_emulator_embeddings(hqa_model, config, face_set, float_run, hqa, hqa_history, hqa_emulator):
     if config not in hqa_model.quantization.configs:
         pytest.skip(f"{hqa_model.name}: precision config {config} is not in quantization.configs "
                     f"{list(hqa_model.quantization.configs)}")
-    from hailo_qa.calib import calib_set_for_model
     from hailo_qa.graph.split import split_for_model
-    from hailo_qa.runners.emulator import make_emulator
     from hailo_qa.runners.pipeline import HostPipeline
 
-    work = hqa.work_dir
-    split = split_for_model(hqa_model, work)
+    split = split_for_model(hqa_model, hqa.work_dir)
     size = min(hqa.calib_sizes or hqa_model.calibration.sizes)
-    calib = calib_set_for_model(hqa_model, size=size)
-    stage1 = make_emulator(hqa_model, split, backend=hqa.emulator, config=config, calib=calib,
-                           work_dir=work / "emulator")
+    stage1 = hqa_emulator(hqa_model, config, size, split=split)  # int16_selective: noise-suggested layers
+    calib_count = stage1.backend.details.get("calib_size", size)
     pipe = HostPipeline(stage1, split.stage2_path, host_feeds=host_feeds(hqa_model))
     run = _run_target(pipe, hqa_model, face_set)
     ref, _ = float_run
     _evaluate_and_gate(hqa_model, f"emulator.{config}", run, ref.emb, face_set, pipe.backend, hqa_history,
-                       config=config, calib_size=calib.count)
+                       config=config, calib_size=calib_count)
 
 
 # -- Hailo-8 --------------------------------------------------------------------------------------------------------------

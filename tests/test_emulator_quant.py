@@ -6,12 +6,9 @@ Gated by ``[models.<name>.thresholds.emulator.<config>]`` (``min_snr_db``, ``min
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 
-from hailo_qa import metrics
+from hailo_qa import quant_eval
 
 pytestmark = pytest.mark.emulator
 
@@ -53,19 +50,11 @@ def _float_outputs(model, split):
 
 
 def stage1_metrics(model, split, runner) -> dict[str, float]:
-    """SNR (all outputs, all eval inputs), worst per-sample cosine, and top-1 agreement for classifiers."""
+    """SNR (all outputs, all eval inputs), worst/mean cosine, max abs error, top-1 agreement for classifiers."""
     ref = _float_outputs(model, split)
     with runner:
         test = [runner.infer(f) for f in _eval_feeds(model, split)]
-    names = list(ref[0])
-    flat = lambda outs: np.concatenate([np.concatenate([o[n].ravel() for n in names]) for o in outs])  # noqa: E731
-    out = {"snr_db": metrics.snr_db(flat(ref), flat(test))}
-    out["cosine"] = float(min(np.min(metrics.cosine_similarity(
-        np.stack([r[n].ravel() for r in ref]), np.stack([t[n].ravel() for t in test]), axis=-1)) for n in names))
-    if model.task == "classification":
-        out["top1"] = float(np.mean([metrics.top1_agreement(r[names[-1]].reshape(1, -1), t[names[-1]].reshape(1, -1))
-                                     for r, t in zip(ref, test)]))
-    return out
+    return quant_eval.stage1_metrics(ref, test, classifier=model.task == "classification")
 
 
 def detection_metrics(model, split, runner) -> dict[str, float]:
@@ -77,16 +66,9 @@ def detection_metrics(model, split, runner) -> dict[str, float]:
     samples = sample_feeds(model)
     if not samples:
         return {}
-    agreements = []
     with OnnxrtRunner(model.file) as ref_r, HostPipeline(runner, split.stage2_path, host_feeds=host_feeds(model)) as q:
-        for _, feeds in samples:
-            ref, test = ref_r.infer(feeds), q.infer(feeds)
-            agreements.append(metrics.detection_agreement(ref, test, iou=0.5).agreement)
-    return {"detection_agreement": float(np.mean(agreements))}
-
-
-GATES = {"snr_db": "min_snr_db", "cosine": "min_cosine", "top1": "min_top1",
-         "detection_agreement": "min_detection_agreement"}
+        pairs = [(ref_r.infer(feeds), q.infer(feeds)) for _, feeds in samples]
+    return quant_eval.detection_metrics([r for r, _ in pairs], [t for _, t in pairs], iou=0.5)
 
 
 @pytest.mark.hqa_select(needs=("file",))
@@ -104,15 +86,9 @@ def test_emulator_quant(hqa_model, hqa_precision, hqa_calib_size, hqa_split, hqa
     except pytest.FixtureLookupError:  # the golden/history plugin is not installed
         history = None
     section = f"emulator.{hqa_precision}"
-    rows, failed = [], []
-    for metric, value in values.items():
-        limit = model.threshold(section, GATES[metric])
-        ok = limit is None or (not math.isnan(value) and value >= limit)
-        rows.append(f"  {metric:<22} {value:>10.4f}   {'≥ ' + format(limit, '.4g') if limit is not None else '(no gate)':<12}"
-                    f" {'ok' if ok else 'FAIL'}")
-        if not ok:
-            failed.append(metric)
-        if history is not None:
+    rows, failed = quant_eval.gate_rows(values, quant_eval.gates_for(model, hqa_precision))
+    if history is not None:
+        for metric, value in values.items():
             history.record(model=model.name, metric=metric, value=float(value), target="emulator",
                            config=hqa_precision, calib_size=hqa_calib_size, stage="stage1"
                            if metric != "detection_agreement" else "end_to_end", backend=backend,

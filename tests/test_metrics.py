@@ -393,3 +393,50 @@ def test_errors_are_qa_errors_with_hint():
     assert "Note:" in str(ei.value) and "Hint:" in str(ei.value)
     with pytest.raises(InputDataError, match="numeric"):
         M.max_abs_error(["a"], ["b"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the metrics on a real (trained) model: the FSQ behaviour classifier fixture, float, in onnxruntime
+# ---------------------------------------------------------------------------------------------------------------
+class TestOnFsqFixture:
+    """The classification metrics on the committed FSQ fixture; also guards the fixture's contract (names, cut)."""
+
+    @pytest.fixture(scope="class")
+    def fsq(self):
+        import onnx
+        import onnxruntime as ort
+
+        from hailo_qa.config import REPO_ROOT
+
+        model = REPO_ROOT / "fixtures" / "models" / "fsq_behaviour_classifier.onnx"
+        graph = onnx.load(str(model)).graph
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        ev = np.load(REPO_ROOT / "fixtures" / "data" / "fsq_imu_eval.npz")
+        ca = np.load(REPO_ROOT / "fixtures" / "data" / "fsq_imu_calib.npz")
+
+        def run(x):
+            return np.concatenate([sess.run(["logits"], {"imu": x[i:i + 1]})[0] for i in range(len(x))])
+
+        return graph, (run(ev["x"]), ev["y"]), (run(ca["x"]), ca["y"])
+
+    def test_graph_contract(self, fsq):
+        graph, _, _ = fsq
+        ops = [n.op_type for n in graph.node]
+        assert "BatchNormalization" not in ops
+        rnd = [n for n in graph.node if n.op_type == "Round"]
+        assert len(rnd) == 1 and rnd[0].name == "fsq/round" and list(rnd[0].input) == ["fsq/bounded"]
+        assert [i.name for i in graph.input] == ["imu"] and [o.name for o in graph.output] == ["logits"]
+        assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 9, 2, 100]
+
+    def test_accuracy_calibration_conformal(self, fsq):
+        _, (le, ye), (lc, yc) = fsq
+        assert le.shape == (len(ye), 10) and ye.dtype == np.int64
+        acc = M.accuracy(le, ye)
+        assert 0.80 <= acc <= 0.95  # trained, not trivial (measured 0.878)
+        assert M.top1_agreement(le, le + 1e-3) == 1.0  # argmax invariant to a shift
+        pe, pc = M.softmax(le), M.softmax(lc)
+        assert M.expected_calibration_error(pe, ye) < 0.15  # measured 0.062
+        q = M.conformal_threshold(pc, yc, 0.1)
+        cov = M.conformal_coverage(pe, ye, q)
+        assert cov >= 0.85  # 1 - alpha with slack for N = 320 (measured 0.906)
+        assert 1.0 <= M.mean_set_size(pe, q) < 2.0

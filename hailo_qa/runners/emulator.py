@@ -119,7 +119,13 @@ def dfc_quantized_har(spec, split, *, config: str, calib, work_dir: Path,
     har = work / f"{spec.name}.{config}.{key}.q.har"
     meta = har.with_suffix(".json")
     if har.is_file() and meta.is_file():
-        return har, json.loads(meta.read_text()).get("optimization_level")
+        try:
+            level = json.loads(meta.read_text()).get("optimization_level")
+        except (ValueError, AttributeError, OSError):  # a corrupt/foreign sidecar: a cache miss, rebuilt below
+            level = "miss"
+        if level != "miss":
+            _check_level(spec, level)
+            return har, level
     alls = alls_from_spec(spec, config, calib_size=calib.count, int16_layers=tuple(int16_layers))
     session = DfcSession(work, hw_arch=spec.hw_arch, name=f"{spec.name}:dfc")
     import onnx
@@ -133,4 +139,16 @@ def dfc_quantized_har(spec, split, *, config: str, calib, work_dir: Path,
     level = session.optimize(data)
     session.save_har(har)
     atomic_write_bytes(meta, json.dumps({"optimization_level": level, "alls": alls}).encode())
+    _check_level(spec, level)
     return har, level
+
+
+def _check_level(spec, level: int | None) -> None:
+    """Hold the level the DFC optimized at against ``quantization.min_optimization_level`` / ``on_lower_level``."""
+    if level is None:
+        return
+    from hailo_qa.runners.dfc import check_optimization_level
+
+    q = spec.quantization
+    check_optimization_level(int(level), minimum=q.min_optimization_level, on_lower=q.on_lower_level,
+                             context=spec.name)

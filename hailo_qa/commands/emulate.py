@@ -1,0 +1,53 @@
+"""``hailo-qa emulate MODEL``: quantize a model's Stage 1 once and compare it with the float Stage 1."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "quantize a model's Stage 1 on an emulator (DFC or the built-in ORT approximation) and print float-vs-quantized metrics"
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected a positive integer, e.g. 64")
+    return n
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from hailo_qa.runners.emulator import BACKENDS
+
+    p.add_argument("model", metavar="MODEL", help="model name in the manifest")
+    p.add_argument("--manifest", metavar="PATH", default=None, help="model manifest. Default: fixtures/models.toml")
+    p.add_argument("--config", choices=("int8", "int16_selective", "int16"), default="int8",
+                   help="precision config (default int8)")
+    p.add_argument("--calib-size", metavar="N", type=positive_int, default=None,
+                   help="calibration samples. Default: the first of the manifest's calibration.sizes")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto (DFC if installed, else ort), ort (hailo-qa's approximation) or dfc (Hailo's)")
+    p.add_argument("--n-eval", metavar="N", type=positive_int, default=4,
+                   help="evaluation inputs at least: held-out manifest samples, then random in-range feeds (default 4)")
+    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the random evaluation feeds (default 0)")
+    p.add_argument("--work-dir", metavar="DIR", default=None,
+                   help="cache folder for splits and quantized models. Default: $HAILO_QA_STATE_DIR/work")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the metric table (or JSON). Exit 0; gates are shown, not enforced (the pytest suite enforces them)."""
+    import json
+
+    from hailo_qa import config
+    from hailo_qa.manifest import load_manifest
+    from hailo_qa.quant_eval import evaluate_quantization
+
+    spec = load_manifest(args.manifest).get(args.model)
+    size = args.calib_size or spec.calibration.sizes[0]
+    work = args.work_dir or (config.STATE_DIR / "work")
+    result = evaluate_quantization(spec, config=args.config, calib_size=size, backend=args.backend, work_dir=work,
+                                   n_eval=args.n_eval, seed=args.seed)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+    return 0
