@@ -236,7 +236,8 @@ class QuantEval:
             return v if math.isfinite(v) else str(v)
 
         return {"model": self.model, "config": self.config, "calib_size": self.calib_size,
-                "calib_sha256": self.calib_sha256, "backend": dict(self.backend), "backend_note": backend_note(self.backend_name, self.hailo),
+                "calib_sha256": self.calib_sha256, "backend": dict(self.backend),
+                "backend_note": backend_note(self.backend_name, self.hailo),
                 "eval_inputs": list(self.eval_inputs),
                 "metrics": {k: num(float(v)) for k, v in self.metrics.items()},
                 "gates": dict(self.gates), "failed": self.failed, "int16_layers": list(self.int16_layers),
@@ -445,9 +446,10 @@ class SweepResult:
             agr = r.agreement
             lines.append(f"| {r.calib_size} | {r.snr_db:.2f} | {r.cosine_min:.5f} | {r.cosine_mean:.5f} | "
                          f"{r.max_abs_err:.4g} | {'-' if agr is None else format(agr, '.3f')} | {r.quantize_s:.1f} |")
+        best = max((r.snr_db for r in self.results if not math.isnan(r.snr_db)), default=math.nan)
         lines += ["", f"Knee: {self.knee if self.knee is not None else 'none (no finite SNR)'} — the smallest size "
                       f"whose SNR is within {self.knee_tol_db:g} dB of the best "
-                      f"({max((r.snr_db for r in self.results if not math.isnan(r.snr_db)), default=math.nan):.2f} dB)."]
+                      f"({best:.2f} dB)."]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "quantize a model's Stage 1 on an emulator (DFC or the built-in ORT approximation) and print float-vs-quantized metrics"
+HELP = ("quantize a model's Stage 1 on an emulator (DFC or the built-in ORT approximation); print float-vs-quantized "
+        "metrics")
 
 
 def positive_int(value: str) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "quantize a model's Stage 1 at several calibration sizes; table, plot and the knee (where more data stops helping)"
+HELP = ("quantize a model's Stage 1 at several calibration sizes; table, plot and the knee (where more data stops "
+        "helping)")
 
 
 def _tolerance(value: str) -> float:

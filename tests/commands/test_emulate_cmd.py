@@ -1,0 +1,66 @@
+"""``hailo-qa emulate``: one run, the metric table, the backend named; errors exit 2 with Note/Hint."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hailo_qa.cli import main
+from hailo_qa.manifest import load_manifest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _onet():
+    spec = load_manifest().get("mtcnn_onet")
+    if not spec.available:
+        pytest.skip(f"mtcnn_onet is not present: {spec.unavailable}")
+
+
+def test_table_names_the_ort_backend_as_an_approximation(tmp_path, capsys):
+    assert main(["emulate", "mtcnn_onet", "--calib-size", "4", "--backend", "ort", "--work-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mtcnn_onet [int8, calib 4] on ort-emulator[int8]@")
+    assert "approximation of Hailo numerics" in out and "hailo=False" in out
+    for metric in ("snr_db", "cosine ", "cosine_mean", "max_abs_err"):
+        assert f"  {metric}" in out
+    assert "evaluated on 4 inputs" in out and "Chris" not in out.split("evaluated on")[0]
+
+
+def test_json(tmp_path, capsys):
+    assert main(["emulate", "mtcnn_onet", "--calib-size", "4", "--backend", "ort", "--config", "int16", "--json",
+                 "--work-dir", str(tmp_path)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["model"], d["config"], d["calib_size"], d["backend"]["name"], d["backend"]["hailo"]) == (
+        "mtcnn_onet", "int16", 4, "ort-emulator", False)
+    assert set(d["metrics"]) == {"snr_db", "cosine", "cosine_mean", "max_abs_err"} and len(d["eval_inputs"]) == 4
+    assert "approximation" in d["backend_note"] and len(d["calib_sha256"]) == 64
+
+
+def test_unknown_model_exits_2_with_note_and_hint(tmp_path, capsys):
+    assert main(["emulate", "mtcnn_oent", "--backend", "ort", "--work-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "error: model 'mtcnn_oent' is not in the manifest" in err and "Note:" in err and "mtcnn_onet" in err
+
+
+def test_dfc_without_the_dfc_exits_2(tmp_path, capsys):
+    from hailo_qa import toolchain
+
+    if toolchain.dfc().found:
+        pytest.skip("the real DFC is installed here")
+    assert main(["emulate", "mtcnn_onet", "--calib-size", "4", "--backend", "dfc", "--work-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "hailo_sdk_client is not importable" in err and "Hint:" in err
+
+
+def test_int16_selective_without_layers_uses_the_noise_suggestion(tmp_path, capsys):
+    assert main(["emulate", "mtcnn_onet", "--calib-size", "4", "--backend", "ort", "--config", "int16_selective",
+                 "--json", "--work-dir", str(tmp_path)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"] == "int16_selective" and d["int16_layers"]
+
+
+@pytest.mark.parametrize("argv", [["--calib-size", "0"], ["--backend", "tpu"], ["--config", "int4"]])
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["emulate", "mtcnn_onet", *argv])
+    assert e.value.code == 2 and "emulate" in capsys.readouterr().err
