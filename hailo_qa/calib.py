@@ -504,6 +504,8 @@ def _scan(files: Sequence[Path], nchw: InputSpec, ctx: str) -> list[_Item]:
             arrays = [("", _npy_header(f, ctx))]
         elif suf == ".npz":
             arrays = _npz_headers(f, ctx)
+            if any(k == "x" for k, _ in arrays):  # a labelled set (x = samples, y = labels...): the samples only
+                arrays = [a for a in arrays if a[0] == "x"]
         else:
             raise InputFileError(f"'{f}' is neither a .npy/.npz nor an image", note="expected "
                                  + ", ".join(TENSOR_SUFFIXES + IMAGE_SUFFIXES), context=ctx)

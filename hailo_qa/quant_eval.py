@@ -3,19 +3,25 @@
 Used by ``hailo-qa emulate``, ``hailo-qa sweep-calib`` and ``tests/test_emulator_quant.py`` (the metric and
 gate-table helpers).
 
-Evaluation inputs. :func:`evaluate_quantization` evaluates on the manifest's ``samples`` that are **not** real items
-of the calibration set, then fills up to ``n_eval`` with seeded uniform random feeds inside each device input's
-declared ``range`` (:func:`hailo_qa.inputs.random_feeds`, ``numpy.random.default_rng([seed, 0xE7A1, k])`` — a salt
-the calibration augmentation never uses). Calibration data is never evaluated on: with the default
-``calibration.source = "samples"`` every sample the calibration set used is held out of the evaluation, so a small
-manifest may be evaluated on random feeds only; :attr:`QuantEval.eval_inputs` names every input used.
+Evaluation inputs (:func:`eval_feeds`, shared by ``emulate``, ``sweep-calib``, ``validate`` and
+``tests/test_emulator_quant.py``, so a gate means the same thing everywhere), never the calibration set itself:
+
+1. the manifest's ``samples`` that are not real items of the calibration set (e.g. the FSQ classifier's held-out
+   IMU windows, calibrated on another file);
+2. then, up to ``n_eval``, held-out *augmentations* of the manifest's real images: the calibration pipeline re-run with seed
+   ``calibration.seed + 1000`` (new crops, flips and brightness of the same photos — a model registers few photos,
+   so the photos themselves are shared with calibration, the pixels are not);
+3. seeded random feeds inside the declared ``range`` only for a model with no samples at all.
+
+:attr:`QuantEval.eval_inputs` names every input used.
 
 Metrics (all over the Stage-1 outputs, i.e. what runs on the Hailo):
 
 - ``snr_db``: ``10·log10(Σref² / Σ(ref−test)²)`` over every output of every evaluation input;
 - ``cosine`` / ``cosine_mean``: per (input, output) cosine similarity, the worst and the mean;
 - ``max_abs_err``: the largest absolute difference;
-- ``top1`` (``task = "classification"``): top-1 agreement of the last output;
+- ``top1`` (``task = "classification"``): top-1 agreement of the final logits, float pipeline vs quantized
+  pipeline (Stage 1 then the host Stage 2: a classifier's Stage 1 may end before its head, e.g. FSQ);
 - ``detection_agreement`` (``task = "detection"`` with a Stage 2): float pipeline vs quantized pipeline
   (:func:`hailo_qa.graph.verify.pipeline_for`), same label and IoU ≥ 0.5, averaged over the evaluation inputs.
 
@@ -56,6 +62,14 @@ Outputs = Mapping[str, np.ndarray]
 # --------------------------------------------------------------------------------------------------------------
 # pure metric and table helpers (also used by tests/test_emulator_quant.py)
 # --------------------------------------------------------------------------------------------------------------
+def end_to_end_top1(ref: Sequence[Outputs], test: Sequence[Outputs]) -> float:
+    """Top-1 agreement of the last model output (the logits), float vs quantized pipeline."""
+    last = list(ref[0])[-1]
+    r = np.concatenate([np.asarray(o[last]).reshape(1, -1) for o in ref])
+    t = np.concatenate([np.asarray(o[last]).reshape(1, -1) for o in test])
+    return float(metrics.top1_agreement(r, t))
+
+
 def stage1_metrics(ref: Sequence[Outputs], test: Sequence[Outputs], *, classifier: bool = False) -> dict[str, float]:
     """Float vs quantized Stage-1 outputs over the same evaluation inputs.
 
@@ -252,28 +266,43 @@ def calib_paths(calib) -> set[Path]:
     return {Path(it.path).resolve() for it in getattr(calib, "items", ()) if getattr(it, "path", None) is not None}
 
 
+EVAL_SEED_OFFSET = 1000
+"""Held-out augmentations use ``calibration.seed + EVAL_SEED_OFFSET``."""
+
+
 def eval_feeds(spec, *, n_eval: int = 4, seed: int = 0, exclude: set[Path] | frozenset[Path] = frozenset()
                ) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """The evaluation inputs of ``spec``: manifest samples not in ``exclude``, then seeded random in-range feeds.
+    """Held-out evaluation inputs of ``spec`` as full-model feeds (see the module docstring for the order).
 
     Args:
         spec: the model.
-        n_eval: how many inputs at least (all held-out samples are used when there are more). Must be >= 1.
-        seed: seed of the random feeds (``default_rng([seed, EVAL_SALT, k])``). Defaults to 0.
+        n_eval: how many inputs (all held-out samples are used when there are more). Must be >= 1.
+        seed: seed of the random feeds, used only for a model without samples. Defaults to 0.
         exclude: sample files never to evaluate on (the calibration set's real items).
 
     Returns:
-        ``[(name, full-model feeds)]``: sample stems first, then ``random[k]``.
+        ``[(name, full-model feeds)]``.
     """
-    from hailo_qa.inputs import random_feeds, sample_feeds
+    from hailo_qa.calib import calib_set_for_model
+    from hailo_qa.inputs import host_feeds, random_feeds, sample_feeds
+    from hailo_qa.runners.emulator_ort import CalibReader
 
     if n_eval < 1:
         raise InputDataError(f"n_eval {n_eval} is not positive", note="expected at least one evaluation input",
                              context=spec.name)
     keep = [p for p in spec.samples if Path(p).resolve() not in exclude]
     out = sample_feeds(dataclasses.replace(spec, samples=tuple(keep)))
-    for k in range(max(0, n_eval - len(out))):
-        out.append((f"random[{k}]", random_feeds(spec, np.random.default_rng([seed, EVAL_SALT, k]))))
+    missing = n_eval - len(out)
+    if missing > 0 and spec.samples:
+        inp = spec.device_inputs[0].name
+        ev = calib_set_for_model(spec, size=missing, seed=spec.calibration.seed + EVAL_SEED_OFFSET,
+                                 source="samples")
+        consts = host_feeds(spec)
+        out += [(f"held-out-aug[{k}]", {**consts, **x})
+                for k, x in enumerate(CalibReader(ev, inp, layout=spec.input(inp).layout))]
+    elif missing > 0:
+        out += [(f"random[{k}]", random_feeds(spec, np.random.default_rng([seed, EVAL_SALT, k])))
+                for k in range(missing)]
     return out
 
 
@@ -339,14 +368,17 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         quantize_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         test = [runner.infer(f) for f in s1_feeds]
-    values = stage1_metrics(ref, test, classifier=spec.task == "classification")
-    if spec.task == "detection" and split.stage2_path is not None:
+    values = stage1_metrics(ref, test)
+    if spec.task in ("detection", "classification") and split.stage2_path is not None:
         consts = host_feeds(spec)
         with pipeline_for(split, host_feeds=consts, name="float") as fp, \
                 pipeline_for(split, stage1=runner, host_feeds=consts, name="quantized") as qp:
             ref_e2e = [fp.infer(dict(f)) for _, f in feeds]
             test_e2e = [qp.infer(dict(f)) for _, f in feeds]
-        values.update(detection_metrics(ref_e2e, test_e2e))
+        if spec.task == "detection":
+            values.update(detection_metrics(ref_e2e, test_e2e))
+        else:
+            values["top1"] = end_to_end_top1(ref_e2e, test_e2e)
     eval_s = time.perf_counter() - t1
     return QuantEval(model=spec.name, config=config, calib_size=calib.count, calib_sha256=calib.sha256,
                      backend=runner.backend.to_dict(), eval_inputs=tuple(n for n, _ in feeds), metrics=values,

@@ -1,6 +1,8 @@
 """hailo_qa.quant_eval: metric helpers, gate table, knee, evaluation inputs, and one real evaluation."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 
@@ -138,15 +140,20 @@ def test_eval_feeds_never_use_calibration_samples(onet):
     names = [n for n, _ in feeds]
     assert len(used) == 2 and not {p.stem for p in used} & set(names)
     held = [p.stem for p in onet.samples if p.resolve() not in used]
-    assert names[:len(held)] == held  # every held-out sample, then random feeds only if needed
+    assert names[:len(held)] == held  # every held-out sample first
     many = qe.eval_feeds(onet, n_eval=6, seed=0, exclude=used)
-    assert [n for n, _ in many][len(held):] == [f"random[{k}]" for k in range(6 - len(held))]
+    assert [n for n, _ in many][len(held):] == [f"held-out-aug[{k}]" for k in range(6 - len(held))]
     lo, hi = onet.input("input_3").range
     x = many[-1][1]["input_3"]
     assert x.shape == (1, 48, 48, 3) and lo <= x.min() and x.max() <= hi
     again = qe.eval_feeds(onet, n_eval=6, seed=0, exclude=used)
-    other = qe.eval_feeds(onet, n_eval=6, seed=1, exclude=used)
-    assert np.array_equal(again[-1][1]["input_3"], x) and not np.array_equal(other[-1][1]["input_3"], x)
+    assert np.array_equal(again[-1][1]["input_3"], x)
+    calib_pixels = [s for s in calib.iter_samples(as_onnx_input=True)]
+    assert not any(np.array_equal(c.transpose(0, 2, 3, 1), x) for c in calib_pixels)  # new augmentation, not calib
+    bare = dataclasses.replace(onet, samples=())  # no samples at all: seeded random in-range feeds
+    r0, r1 = qe.eval_feeds(bare, n_eval=2, seed=0), qe.eval_feeds(bare, n_eval=2, seed=1)
+    assert [n for n, _ in r0] == ["random[0]", "random[1]"]
+    assert not np.array_equal(r0[0][1]["input_3"], r1[0][1]["input_3"])
     with pytest.raises(InputDataError):
         qe.eval_feeds(onet, n_eval=0)
 

@@ -30,15 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto (DFC if installed, else ort), ort (hailo-qa's approximation) or dfc (Hailo's)")
     p.add_argument("--n-eval", metavar="N", type=positive_int, default=4,
-                   help="evaluation inputs at least: held-out manifest samples, then random in-range feeds (default 4)")
-    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the random evaluation feeds (default 0)")
+                   help="held-out evaluation inputs (see hailo_qa.quant_eval; default 4)")
+    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of random evaluation feeds, for models without samples (default 0)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
                    help="cache folder for splits and quantized models. Default: $HAILO_QA_STATE_DIR/work")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the metric table (or JSON). Exit 0; gates are shown, not enforced (the pytest suite enforces them)."""
+    """Print the metric table (or JSON). Exit 1 when a manifest gate fails (the same gates as the pytest suite)."""
     import json
 
     from hailo_qa import config
@@ -51,4 +51,4 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_quantization(spec, config=args.config, calib_size=size, backend=args.backend, work_dir=work,
                                    n_eval=args.n_eval, seed=args.seed)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
-    return 0
+    return 1 if result.failed else 0

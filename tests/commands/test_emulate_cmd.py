@@ -17,9 +17,9 @@ def _onet():
 
 
 def test_table_names_the_ort_backend_as_an_approximation(tmp_path, capsys):
-    assert main(["emulate", "mtcnn_onet", "--calib-size", "4", "--backend", "ort", "--work-dir", str(tmp_path)]) == 0
+    assert main(["emulate", "mtcnn_onet", "--calib-size", "16", "--backend", "ort", "--work-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("mtcnn_onet [int8, calib 4] on ort-emulator[int8]@")
+    assert out.startswith("mtcnn_onet [int8, calib 16] on ort-emulator[int8]@")
     assert "approximation of Hailo numerics" in out and "hailo=False" in out
     for metric in ("snr_db", "cosine ", "cosine_mean", "max_abs_err"):
         assert f"  {metric}" in out
@@ -27,13 +27,20 @@ def test_table_names_the_ort_backend_as_an_approximation(tmp_path, capsys):
 
 
 def test_json(tmp_path, capsys):
-    assert main(["emulate", "mtcnn_onet", "--calib-size", "4", "--backend", "ort", "--config", "int16", "--json",
+    assert main(["emulate", "mtcnn_onet", "--calib-size", "16", "--backend", "ort", "--config", "int16", "--json",
                  "--work-dir", str(tmp_path)]) == 0
     d = json.loads(capsys.readouterr().out)
     assert (d["model"], d["config"], d["calib_size"], d["backend"]["name"], d["backend"]["hailo"]) == (
-        "mtcnn_onet", "int16", 4, "ort-emulator", False)
+        "mtcnn_onet", "int16", 16, "ort-emulator", False)
     assert set(d["metrics"]) == {"snr_db", "cosine", "cosine_mean", "max_abs_err"} and len(d["eval_inputs"]) == 4
     assert "approximation" in d["backend_note"] and len(d["calib_sha256"]) == 64
+
+
+def test_failed_gate_exits_1(tmp_path, capsys):
+    """One calibration sample is far too few for mtcnn_onet's INT8 gates (min SNR 35 dB at 16 samples)."""
+    rc = main(["emulate", "mtcnn_onet", "--calib-size", "1", "--backend", "ort", "--work-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 1 and "FAIL" in out
 
 
 def test_unknown_model_exits_2_with_note_and_hint(tmp_path, capsys):

@@ -1,0 +1,53 @@
+"""hailo-qa validate [--manifest PATH] [--models a,b] [--config int8] [--calib-size N] [--history PATH|off]"""
+from __future__ import annotations
+
+HELP = ("the main job: lint + split + bit-exact proof + quantization emulation of every manifest model, "
+        "recorded in the history")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--manifest", metavar="PATH", default=None, help="model manifest. Default: fixtures/models.toml")
+    p.add_argument("--models", metavar="NAMES", default=None, help="comma-separated subset of manifest models")
+    p.add_argument("--config", choices=("int8", "int16_selective", "int16"), default="int8",
+                   help="precision config to emulate (default int8)")
+    p.add_argument("--calib-size", type=int, default=None, metavar="N",
+                   help="calibration samples. Default: each model's first calibration.sizes entry")
+    p.add_argument("--backend", choices=("auto", "ort", "dfc"), default="auto",
+                   help="emulator: auto (the DFC if installed, else hailo-qa's built-in ORT approximation)")
+    p.add_argument("--history", metavar="PATH", default=None,
+                   help="history database, or 'off'. Default: .hailo_qa/history.sqlite")
+    p.add_argument("--work-dir", metavar="DIR", default=None, help="cache for splits and quantized models")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def run(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from hailo_qa import config
+    from hailo_qa.errors import ManifestError
+    from hailo_qa.manifest import load_manifest
+    from hailo_qa.validate import record, render, validate
+
+    manifest = load_manifest(args.manifest)
+    specs = list(manifest)
+    if args.models:
+        names = [n.strip() for n in args.models.split(",") if n.strip()]
+        specs = [manifest.get(n) for n in names]
+    if args.calib_size is not None and args.calib_size < 1:
+        raise ManifestError(f"--calib-size {args.calib_size} is not positive", note="expected e.g. 16")
+    work = Path(args.work_dir) if args.work_dir else config.STATE_DIR / "work"
+    results = validate(specs, work_dir=work, config=args.config, calib_size=args.calib_size, backend=args.backend,
+                       progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps([r.to_dict() for r in results], indent=2) if args.json else render(results, args.config))
+    if args.history != "off":
+        path = Path(args.history) if args.history else config.HISTORY_DB
+        run_id = record(results, path, config=args.config)
+        print(f"\nrecorded in {path} as run {run_id} (hailo-qa report --history {path})", file=sys.stderr)
+    failed = [r.model for r in results if r.status == "fail"]
+    passed = sum(r.status == "pass" for r in results)
+    skipped = sum(r.status == "skip" for r in results)
+    print(f"\nvalidate: {passed} passed, {len(failed)} failed, {skipped} skipped"
+          + (f" ({', '.join(failed)})" if failed else ""))
+    return 1 if failed else 0
