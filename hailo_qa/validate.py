@@ -43,13 +43,13 @@ class ModelValidation:
 
 
 def _proof(spec: ModelSpec, split, n_random: int, seed: int) -> tuple[bool, int, str]:
-    from hailo_qa.graph.verify import compare_split, pipeline_for
+    from hailo_qa.graph.verify import compare_split, proof_runners
     from hailo_qa.inputs import host_feeds, random_feeds, sample_feeds
-    from hailo_qa.runners.onnxrt import OnnxrtRunner
 
     rng = np.random.default_rng(seed)
     feeds = sample_feeds(spec) + [(f"random[{k}]", random_feeds(spec, rng)) for k in range(n_random)]
-    with OnnxrtRunner(spec.file, name="full") as full, pipeline_for(split, host_feeds=host_feeds(spec)) as pipe:
+    full_r, pipe_r = proof_runners(spec.file, split, host_feeds=host_feeds(spec))
+    with full_r as full, pipe_r as pipe:
         for name, f in feeds:
             result = compare_split(full, pipe, f, atol=spec.split.atol)
             if not result:

@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from hailo_qa.graph.index import GraphIndex
 from hailo_qa.graph.rules import evaluate
 from hailo_qa.graph.split import split_for_model
-from hailo_qa.graph.verify import compare_split, pipeline_for
+from hailo_qa.graph.verify import compare_split, proof_runners
 from hailo_qa.inputs import host_feeds, sample_feeds
-from hailo_qa.runners.onnxrt import OnnxrtRunner
 
 pytestmark = pytest.mark.hqa_select(needs=("file",))
 
@@ -29,9 +28,10 @@ def split(hqa_model, hqa):
 
 @pytest.fixture(scope="module")
 def runners(hqa_model, split):
-    """The full model and the two-stage pipeline, both on ONNX Runtime, active for the whole module."""
-    with OnnxrtRunner(hqa_model.file, name="full") as full, \
-            pipeline_for(split, host_feeds=host_feeds(hqa_model)) as pipe:
+    """The full model and the two-stage pipeline, both on ONNX Runtime (graph optimizations off, see
+    hailo_qa.graph.verify), active for the whole module."""
+    full_r, pipe_r = proof_runners(hqa_model.file, split, host_feeds=host_feeds(hqa_model))
+    with full_r as full, pipe_r as pipe:
         yield full, pipe
 
 

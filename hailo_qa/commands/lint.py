@@ -4,10 +4,26 @@ from __future__ import annotations
 HELP = "report which ONNX nodes Hailo-8 rejects, why, and the workaround (rules approximate the DFC parser)"
 
 
+def parse_shape(value: str) -> tuple[str, list[int]]:
+    """``NAME=1,3,48,320`` → (name, dims)."""
+    import argparse
+
+    name, _, dims = value.partition("=")
+    try:
+        shape = [int(d) for d in dims.split(",")]
+    except ValueError:
+        shape = []
+    if not name or not shape or any(d <= 0 for d in shape):
+        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected NAME=d0,d1,... e.g. x=1,3,48,320")
+    return name, shape
+
+
 def add_arguments(p) -> None:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--batch", type=int, default=1, help="static size for a dynamic batch (default 1)")
+    p.add_argument("--shape", type=parse_shape, action="append", default=[], metavar="NAME=D0,D1,..",
+                   help="static shape of an input with dynamic dims, e.g. x=1,3,48,320 (repeatable)")
     p.add_argument("--input", action="append", dest="inputs", metavar="NAME",
                    help="image input(s) for the device stage (default: every float rank-4 input)")
     p.add_argument("--no-simplify", action="store_true", help="lint the graph as given (no constant folding)")
@@ -21,7 +37,7 @@ def run(args) -> int:
 
     from hailo_qa.graph.lint import lint_onnx
 
-    report = lint_onnx(args.model, batch=args.batch, image_inputs=args.inputs, simplify=not args.no_simplify,
+    report = lint_onnx(args.model, batch=args.batch, shapes=dict(args.shape) or None, image_inputs=args.inputs, simplify=not args.no_simplify,
                        use_dfc=False if args.no_dfc else None, rules_path=args.rules)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render(limit=args.limit))
     return 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 HELP = "split a model into a device Stage 1 and a host Stage 2 (stage1.onnx, stage2.onnx, split_report.{json,md})"
 
 
+from hailo_qa.commands.lint import parse_shape  # noqa: E402,F401  (shared option parser)
+
+
 def _names(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -16,6 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--end-nodes", type=_names, default=[], metavar="NAMES",
                    help="comma-separated Stage-1 end nodes (their outputs become the cut)")
     p.add_argument("--batch", type=int, default=1, help="static size for a dynamic batch (default 1)")
+    p.add_argument("--shape", type=parse_shape, action="append", default=[], metavar="NAME=D0,D1,..",
+                   help="static shape of an input with dynamic dims, e.g. x=1,3,48,320 (repeatable)")
     p.add_argument("--input", action="append", dest="inputs", metavar="NAME", help="the image input for Stage 1")
     p.add_argument("--allow-rejected", action="store_true",
                    help="accept an explicit Stage 1 holding ops the rules reject (e.g. the DFC accepts them)")
@@ -30,6 +35,7 @@ def run(args) -> int:
     from hailo_qa.graph.verify import verify_split
 
     result = stages_from_onnx(args.model, cut=args.cut, end_nodes=args.end_nodes, batch=args.batch,
+                              shapes=dict(args.shape) or None,
                               image_inputs=args.inputs, allow_rejected=args.allow_rejected)
     result = write_stages(result, args.out)
     print(render_report(result.report))

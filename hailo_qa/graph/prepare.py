@@ -59,8 +59,15 @@ def static_shapes(model: onnx.ModelProto, *, batch: int = 1,
         if name in overrides:
             out[name] = tuple(int(d) for d in overrides[name])
             continue
-        out[name] = tuple(d if isinstance(d, int) and d > 0 else (batch if k == 0 else 1)
-                          for k, d in enumerate(dims))
+        dynamic = [k for k, d in enumerate(dims) if k > 0 and not (isinstance(d, int) and d > 0)]
+        if dynamic:
+            example = ",".join(str(d) if isinstance(d, int) and d > 0 else ("1" if k == 0 else "N")
+                               for k, d in enumerate(dims))
+            raise GraphError(f"input '{name}' has dynamic non-batch dims {list(dims)} (axes {dynamic})",
+                             note="the Hailo-8 needs a static input size, and only the batch can be pinned for you",
+                             hint=f"pass the size you deploy at: --shape {name}={example} (N = your size), or set "
+                                  f"the input's shape in the manifest")
+        out[name] = tuple(d if isinstance(d, int) and d > 0 else batch for d in dims)
     return out
 
 

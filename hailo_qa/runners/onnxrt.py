@@ -17,12 +17,16 @@ _ORT_TYPES = {
 }
 
 
-def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: int | None = None):
-    """An ``onnxruntime.InferenceSession`` on the CPU, deterministic settings.
+def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: int | None = None,
+                      optimize: bool = True):
+    """An ``onnxruntime.InferenceSession`` on the CPU.
 
     Args:
         model: path, serialized bytes or a ModelProto.
         threads: intra-op threads. Defaults to ORT's choice.
+        optimize: ORT graph optimizations. Off for equivalence proofs: ORT's optimizer picks fusions and
+            shape-specialised kernels per graph, so two graphs computing the same function can differ in the last
+            bit. Defaults to True.
     """
     import onnxruntime as ort
 
@@ -32,6 +36,8 @@ def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: i
         model = str(model)
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         so.intra_op_num_threads = threads
     return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
@@ -54,21 +60,23 @@ class OnnxrtRunner(BaseRunner):
         name: runner name used in messages. Defaults to ``onnxrt``.
         layouts: layout per tensor name (``NCHW``/``NHWC``) for metadata. Defaults to none.
         threads: ORT intra-op threads. Defaults to ORT's choice.
+        optimize: ORT graph optimizations (see :func:`session_from_onnx`). Defaults to True.
     """
 
     def __init__(self, model, *, name: str | None = None, layouts: Mapping[str, str] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, optimize: bool = True) -> None:
         super().__init__(name or "onnxrt")
         self.model = model
         self.layouts = dict(layouts or {})
         self.threads = threads
+        self.optimize = optimize
         self.session = None
         from hailo_qa.toolchain import onnxruntime_version
 
         self.backend = BackendInfo("onnxruntime", onnxruntime_version(), "float", hailo=False)
 
     def _activate(self) -> None:
-        self.session = session_from_onnx(self.model, threads=self.threads)
+        self.session = session_from_onnx(self.model, threads=self.threads, optimize=self.optimize)
 
     def _deactivate(self) -> None:
         self.session = None
@@ -81,7 +89,7 @@ class OnnxrtRunner(BaseRunner):
 
     def _sess(self):
         if self.session is None:
-            self.session = session_from_onnx(self.model, threads=self.threads)
+            self.session = session_from_onnx(self.model, threads=self.threads, optimize=self.optimize)
         return self.session
 
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
