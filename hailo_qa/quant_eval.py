@@ -23,7 +23,8 @@ Metrics (all over the Stage-1 outputs, i.e. what runs on the Hailo):
 - ``top1`` (``task = "classification"``): top-1 agreement of the final logits, float pipeline vs quantized
   pipeline (Stage 1 then the host Stage 2: a classifier's Stage 1 may end before its head, e.g. FSQ);
 - ``detection_agreement`` (``task = "detection"`` with a Stage 2): float pipeline vs quantized pipeline
-  (:func:`hailo_qa.graph.verify.pipeline_for`), same label and IoU ≥ 0.5, averaged over the evaluation inputs.
+  (:func:`hailo_qa.graph.verify.pipeline_for`), same label and IoU ≥ 0.5, averaged over the evaluation inputs
+  and the registered photos themselves (end to end on DEIMv2's sample photo, as a user checks it).
 
 Every :class:`QuantEval` names the backend that produced it; ``ort-emulator`` numbers are hailo-qa's approximation
 of Hailo numerics, never Hailo's.
@@ -371,10 +372,16 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
     values = stage1_metrics(ref, test)
     if spec.task in ("detection", "classification") and split.stage2_path is not None:
         consts = host_feeds(spec)
+        e2e = list(feeds)
+        if spec.task == "detection":  # also the registered photos themselves (DEIMv2's sample photo)
+            from hailo_qa.inputs import sample_feeds
+
+            seen = {n for n, _ in e2e}
+            e2e += [(n, f) for n, f in sample_feeds(spec) if n not in seen]
         with pipeline_for(split, host_feeds=consts, name="float") as fp, \
                 pipeline_for(split, stage1=runner, host_feeds=consts, name="quantized") as qp:
-            ref_e2e = [fp.infer(dict(f)) for _, f in feeds]
-            test_e2e = [qp.infer(dict(f)) for _, f in feeds]
+            ref_e2e = [fp.infer(dict(f)) for _, f in e2e]
+            test_e2e = [qp.infer(dict(f)) for _, f in e2e]
         if spec.task == "detection":
             values.update(detection_metrics(ref_e2e, test_e2e))
         else:

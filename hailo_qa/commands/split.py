@@ -24,6 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--input", action="append", dest="inputs", metavar="NAME", help="the image input for Stage 1")
     p.add_argument("--allow-rejected", action="store_true",
                    help="accept an explicit Stage 1 holding ops the rules reject (e.g. the DFC accepts them)")
+    p.add_argument("--no-dfc", action="store_true",
+                   help="do not ask the DFC parser for end nodes even where it is installed")
     p.add_argument("--verify", type=int, default=1, metavar="N",
                    help="check stage2(stage1(x)) == model(x) bit-exactly on N random inputs (0: skip; default 1)")
 
@@ -31,12 +33,14 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import numpy as np
 
+    from hailo_qa import toolchain
     from hailo_qa.graph.split import render_report, stages_from_onnx, write_stages
     from hailo_qa.graph.verify import verify_split
 
     result = stages_from_onnx(args.model, cut=args.cut, end_nodes=args.end_nodes, batch=args.batch,
                               shapes=dict(args.shape) or None,
-                              image_inputs=args.inputs, allow_rejected=args.allow_rejected)
+                              image_inputs=args.inputs, allow_rejected=args.allow_rejected,
+                              use_dfc=not args.no_dfc and toolchain.dfc().found)
     result = write_stages(result, args.out)
     print(render_report(result.report))
     print(f"wrote {result.stage1_path}, {result.stage2_path}, split_report.json, split_report.md")

@@ -149,7 +149,7 @@ def _verdict_map(verdicts: Sequence[Verdict]) -> dict[str, Verdict]:
 def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] = (), end_nodes: Sequence[str] = (),
                      batch: int = 1, shapes: Mapping[str, Sequence[int]] | None = None,
                      image_inputs: Sequence[str] | None = None, allow_rejected: bool = False,
-                     rules_path: str | None = None) -> SplitResult:
+                     rules_path: str | None = None, use_dfc: bool = False) -> SplitResult:
     """Split a model into a device Stage 1 and a host Stage 2.
 
     Args:
@@ -161,6 +161,8 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
         image_inputs: the device inputs. Defaults to every float rank-4 input; Stage 1 must end up with one.
         allow_rejected: accept an explicit Stage 1 that holds ops the rules reject. Defaults to False.
         rules_path: alternative rule table. Defaults to the packaged Hailo-8 rules.
+        use_dfc: for an automatic split, ask the installed DFC parser first; when it recommends end nodes
+            (``ParsingWithRecommendationException``), they take precedence over the rule table. Defaults to False.
 
     Raises:
         InputFileError: the model cannot be loaded. GraphError: bad cut names, a cut that does not separate the
@@ -174,6 +176,15 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
     imgs = pick_image_inputs(g, image_inputs, source=source)
     verdicts, host_only = classify(g, imgs, load_rules(rules_path))
     vmap = _verdict_map(verdicts)
+    dfc_note = ""
+    if use_dfc and not (cut or end_nodes) and not isinstance(model, onnx.ModelProto):
+        from hailo_qa.runners.dfc import dfc_parse_verdict
+
+        verdict = dfc_parse_verdict(str(model), net_name=Path(str(model)).stem.replace("-", "_"),
+                                    start_nodes=list(imgs), input_shapes={i: list(g.info(i).shape) for i in imgs})
+        if verdict.recommended_end_nodes:
+            end_nodes, allow_rejected = tuple(verdict.recommended_end_nodes), True
+            dfc_note = f"end nodes recommended by the DFC parser ({verdict.backend})"
     explicit = bool(cut or end_nodes)
 
     if explicit:
@@ -264,8 +275,12 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
         bounds.append(Boundary(b, tuple(int(d) for d in info.shape), info.dtype_name, g.name(prod), prod.op_type,
                                tuple(consumers[b]), why))
     s2_nodes = [n for n in g.nodes if id(n) in s2_ids]
+    if dfc_note:
+        mode = "dfc"
     report = _report(source, original, prep, mode, imgs, s1_nodes, s2_nodes, bounds, stage2_inputs, vmap, g,
                      rejected)
+    if dfc_note:
+        report["dfc"] = dfc_note
     return SplitResult(source, mode, stage1, stage2, (s1_in[0],), tuple(stage2_inputs), tuple(g.outputs),
                        tuple(bounds), report)
 
@@ -276,7 +291,7 @@ def _stage2_reads(g: GraphIndex, s2_ids: set[int]) -> set[str]:
 
 def _why(tensor: str, consumers: Sequence[str], vmap: Mapping[str, Verdict], g: GraphIndex, explicit: bool) -> str:
     if explicit:
-        return "explicit cut"
+        return "explicit cut (or end nodes recommended by the DFC parser)"
     if tensor in g.outputs and not consumers:
         return "model output computed entirely on the device"
     for c in consumers:
