@@ -54,28 +54,49 @@ def test_bad_inputs(z, y):
         deploy_report(z, y)
 
 
-def test_fsq_classifier_checklist_with_ort(hqa_manifest):
-    """The deployment checklist on the real classifier fixture (built by helper 'metrics'), float ORT backend."""
-    from hailo_qa.errors import ManifestError
+@pytest.fixture(scope="module")
+def fsq(hqa_manifest):
+    spec = hqa_manifest.get("fsq_classifier")  # a missing model is a failure, not a skip: it is committed
+    with np.load(Path(spec.manifest_path).parent / "data" / "fsq_imu_eval.npz") as ev:
+        return spec, ev["x"], ev["y"]
+
+
+def _runner(kind: str, spec, hqa):
+    from hailo_qa.graph.split import split_for_model
+    from hailo_qa.graph.verify import pipeline_for
     from hailo_qa.runners.onnxrt import OnnxrtRunner
 
-    try:
-        spec = hqa_manifest.get("fsq_classifier")
-    except ManifestError:
-        pytest.skip("fsq_classifier is not registered in the manifest yet (helper 'metrics' builds it)")
-    data = Path(spec.manifest_path).parent / "data" / "fsq_imu_eval.npz"
-    if not data.is_file():
-        pytest.skip(f"labelled eval set {data} is not there yet (helper 'metrics' builds it)")
-    ev = np.load(data)
-    x, y = ev["x"], ev["y"]
+    if kind == "float":
+        return OnnxrtRunner(spec.file)
+    split = split_for_model(spec, hqa.work_dir)
+    if kind == "split":  # Stage 1 → host Round + head, as deployed
+        return pipeline_for(split)
+    from hailo_qa.calib import calib_set_for_model
+    from hailo_qa.runners.emulator import make_emulator
+
+    calib = calib_set_for_model(spec, size=32)
+    return pipeline_for(split, stage1=make_emulator(spec, split, backend="ort", config="int8", calib=calib,
+                                                    work_dir=hqa.work_dir))
+
+
+@pytest.mark.parametrize("kind", ["float", "split", pytest.param("emulator-int8", marks=pytest.mark.emulator)])
+def test_fsq_classifier_checklist(fsq, kind, hqa, hqa_history):
+    """Accuracy, ECE and split-conformal coverage of the real classifier, from each backend's logits, gated by
+    the manifest's [thresholds.deploy]."""
+    spec, x, y = fsq
     inp = spec.device_inputs[0]
-    with OnnxrtRunner(spec.file) as r:
+    with _runner(kind, spec, hqa) as r:
         out_name = next(iter(r.output_metadata()))
         logits = np.concatenate([r.infer({inp.name: x[i:i + 1].astype(inp.np_dtype)})[out_name]
                                  for i in range(len(x))])
-        label = r.backend.label()
+        backend = r.backend
     rep = deploy_report(logits.reshape(len(x), -1), y, alpha=spec.threshold("deploy", "conformal_alpha", 0.1),
-                        backend=label)
+                        backend=backend.label())
+    for metric in ("accuracy", "ece", "coverage"):
+        if hasattr(rep, metric):
+            hqa_history.record(model=spec.name, metric=f"deploy.{metric}", value=float(getattr(rep, metric)),
+                               target=kind, backend=backend)
     gates = dict(spec.thresholds.get("deploy", {}))
     assert gates, "fsq_classifier has no [thresholds.deploy] gates in the manifest"
-    assert not deploy_gate_failures(rep, gates), "\n".join(deploy_gate_failures(rep, gates))
+    failures = deploy_gate_failures(rep, gates)
+    assert not failures, "\n".join(failures) + f"\n{rep}"
