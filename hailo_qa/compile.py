@@ -12,7 +12,6 @@ within ``thresholds.hailo8.max_hef_mb`` (default 32 MB, the seed's budget).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hailo_qa.fsutil import atomic_write
 from hailo_qa.errors import InputDataError, QAError, ToolchainError
 from hailo_qa.manifest import ModelSpec
 
@@ -120,11 +120,7 @@ class CompileSummary:
         return "\n".join(rows)
 
 
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+_atomic_write = atomic_write
 
 
 def _calib_count(calib: Calib) -> int:

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -183,20 +182,9 @@ def identity_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, t
 def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None],
                   replace: Callable[[str, str], None] | None = None) -> None:
     """Write via a unique temp file in ``path``'s directory, fsync, then ``os.replace``. Removes the temp on error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        (replace or os.replace)(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from hailo_qa.fsutil import atomic_write
+
+    atomic_write(path, write, fsync=True, replace=replace or (lambda a, b: os.replace(a, b)))
 
 
 def _npz_bytes_writer(outputs: Mapping[str, np.ndarray]) -> Callable[[io.BufferedWriter], None]:

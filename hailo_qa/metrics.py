@@ -384,7 +384,6 @@ def expected_calibration_error(probs: ArrayLike, labels: ArrayLike, bins: int = 
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(np.float64)
     idx = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
-    count = np.bincount(idx, minlength=bins).astype(np.float64)
     sum_conf = np.bincount(idx, weights=conf, minlength=bins)
     sum_acc = np.bincount(idx, weights=correct, minlength=bins)
     return float(np.clip(np.sum(np.abs(sum_acc - sum_conf)) / n, 0.0, 1.0))

@@ -15,9 +15,7 @@ generated ``t`` (the generator emits the canonical form: no comments, ``", "`` s
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,17 +124,9 @@ def render_alls(commands: Sequence[AllsCommand]) -> str:
 
 def write_alls(text: str, path: str | Path) -> Path:
     """Write a model script atomically (temp file + ``os.replace``)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    from hailo_qa.fsutil import atomic_write
+
+    return atomic_write(path, text)
 
 
 # --------------------------------------------------------------------------------------------------------------

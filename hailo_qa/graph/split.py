@@ -23,6 +23,7 @@ from typing import Any
 import onnx
 
 from hailo_qa.errors import GraphError, InputFileError, did_you_mean
+from hailo_qa.fsutil import atomic_write
 from hailo_qa.graph.index import GraphIndex
 from hailo_qa.graph.io import load_onnx, sha256_file, sha256_model
 from hailo_qa.graph.lint import classify, pick_image_inputs
@@ -363,14 +364,7 @@ def write_stages(result: SplitResult, out_dir: str | Path) -> SplitResult:
              "split_report.json": json.dumps(result.report, indent=2).encode(),
              "split_report.md": render_report(result.report).encode()}
     for name, data in files.items():
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, out / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(out / name, data)
     return dataclasses.replace(result, stage1_path=out / "stage1.onnx", stage2_path=out / "stage2.onnx")
 
 
