@@ -398,26 +398,29 @@ def test_errors_are_qa_errors_with_hint():
 # ---------------------------------------------------------------------------------------------------------------
 # the metrics on a real (trained) model: the FSQ behaviour classifier fixture, float, in onnxruntime
 # ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fsq():
+    import onnx
+    import onnxruntime as ort
+
+    from hailo_qa.config import REPO_ROOT
+
+    model = REPO_ROOT / "fixtures" / "models" / "fsq_behaviour_classifier.onnx"
+    graph = onnx.load(str(model)).graph
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    with np.load(REPO_ROOT / "fixtures" / "data" / "fsq_imu_eval.npz") as z:
+        ev = dict(z)
+    with np.load(REPO_ROOT / "fixtures" / "data" / "fsq_imu_calib.npz") as z:
+        ca = dict(z)
+
+    def run(x):
+        return np.concatenate([sess.run(["logits"], {"imu": x[i:i + 1]})[0] for i in range(len(x))])
+
+    return graph, (run(ev["x"]), ev["y"]), (run(ca["x"]), ca["y"])
+
+
 class TestOnFsqFixture:
     """The classification metrics on the committed FSQ fixture; also guards the fixture's contract (names, cut)."""
-
-    @pytest.fixture(scope="class")
-    def fsq(self):
-        import onnx
-        import onnxruntime as ort
-
-        from hailo_qa.config import REPO_ROOT
-
-        model = REPO_ROOT / "fixtures" / "models" / "fsq_behaviour_classifier.onnx"
-        graph = onnx.load(str(model)).graph
-        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        ev = np.load(REPO_ROOT / "fixtures" / "data" / "fsq_imu_eval.npz")
-        ca = np.load(REPO_ROOT / "fixtures" / "data" / "fsq_imu_calib.npz")
-
-        def run(x):
-            return np.concatenate([sess.run(["logits"], {"imu": x[i:i + 1]})[0] for i in range(len(x))])
-
-        return graph, (run(ev["x"]), ev["y"]), (run(ca["x"]), ca["y"])
 
     def test_graph_contract(self, fsq):
         graph, _, _ = fsq
