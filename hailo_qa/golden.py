@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hailo_qa.errors import InputFileError, InputDataError, RegressionError
+from hailo_qa.errors import InputDataError, InputFileError, QAError, RegressionError
 
 META_SCHEMA = 1
 
@@ -370,10 +370,15 @@ def check_golden(outputs: Mapping[str, np.ndarray], *, root: str | Path, model, 
     diff = identity_diff(golden.provenance, prov)
     if diff and mode == "compare":
         rows = "; ".join(f"{k}: golden {_fmt(o)} vs now {_fmt(n)}" for k, n_o in diff.items() for o, n in [n_o])
+        try:  # shown for information only: the verdict is the provenance mismatch, not these numbers
+            _, info, _ = compare_to_golden(golden.outputs, arrays, atol=atol, rtol=rtol, min_cosine=min_cosine)
+            info = "\nFor information only (not comparable), the outputs against that golden:\n" + info
+        except QAError:
+            info = ""
         raise RegressionError(
-            f"refusing to compare with golden '{paths.npz}': its provenance differs ({rows})",
+            f"refusing to compare with golden '{paths.npz}': its provenance differs ({rows}){info}",
             note="a golden is only comparable with outputs of the same model, stage, model script, calibration "
-                 "and backend configuration; a diff would mislead",
+                 "and backend configuration; a pass/fail verdict on that diff would mislead",
             hint="if the change is intended, re-run with --hqa-update-golden, review and commit the new golden",
             context=ctx)
 
