@@ -504,6 +504,23 @@ class DfcSession:
         self._step("optimize", lambda: self.runner.optimize(calib))
         return read_optimization_level(self.logs.get("optimize", ""))
 
+    def analyze_noise(self, calib: np.ndarray | Mapping[str, np.ndarray], *, data_count: int = 64,
+                      batch_size: int = 2):
+        """The DFC's layer noise analysis (advanced mode) on the quantized model, per layer, worst first.
+
+        ``analyze_noise`` returns nothing usable (HAILO_TOOLCHAIN.md §1.8): the results are read back from
+        ``get_params_statistics()`` by :func:`hailo_qa.noise.dfc_layer_noise`.
+
+        Returns:
+            ``list[LayerNoise]`` ranked by SNR (lowest first).
+        """
+        from hailo_qa.noise import dfc_layer_noise, rank_layers
+
+        self._step("analyze_noise", lambda: self.runner.analyze_noise(
+            calib, batch_size=batch_size, data_count=data_count, analyze_mode="advanced"))
+        stats = self._step("analyze_noise", lambda: self.runner.get_params_statistics())
+        return rank_layers(dfc_layer_noise(stats))
+
     def infer(self, context: str, data: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """One-shot inference under ``native``/``fp_optimized``/``quantized``; NHWC in, list of NHWC out."""
         ctx = self.inference_context(context)

@@ -289,3 +289,15 @@ def test_native_context_on_a_parsed_har_needs_no_optimize(fake, tmp_path, onnx_p
         with dfc.DfcEmulatorRunner(har, inputs=IN, outputs=OUT, context="quantized"):
             pass
     assert fake.open_contexts == 0
+
+
+def test_analyze_noise_reads_the_params_statistics(fake, tmp_path, onnx_path):
+    s = _parsed(tmp_path, onnx_path)
+    with pytest.raises(ToolchainError) as e:  # not quantized yet: the step is named
+        s.analyze_noise(_calib(4))
+    assert e.value.step == "analyze_noise"
+    s.optimize(_calib(8))
+    ranked = s.analyze_noise(_calib(4), data_count=4)
+    assert ranked and all(n.source == "dfc" for n in ranked)
+    assert [n.snr_db for n in ranked] == sorted(n.snr_db for n in ranked)  # worst first
+    assert ("analyze_noise", s.runner.model_name, "advanced", 4) in fake.calls

@@ -130,6 +130,19 @@ class ClientRunner:
     def get_hn(self):
         return json.loads(json.dumps(self._hn))
 
+    # --- layer noise analysis (real: results land in the params statistics; the call returns None) -----------------
+    def analyze_noise(self, data, batch_size=None, data_count=None, analyze_mode="simple"):
+        BEHAVIOUR.calls.append(("analyze_noise", self.model_name, analyze_mode, data_count))
+        if self.state is not States.QUANTIZED_MODEL:
+            raise RuntimeError("analyze_noise needs a quantized model (run optimize first)")
+        if analyze_mode == "advanced":  # obviously synthetic: SNR = 40 dB minus 3 dB per layer index
+            self._noise = {name: {"layer_noise_analysis/snr": 40.0 - 3.0 * i}
+                           for i, name in enumerate(self._hn.get("layers", {}))}
+        return None
+
+    def get_params_statistics(self):
+        return dict(getattr(self, "_noise", {}))
+
     # --- parse -------------------------------------------------------------------------------------------------
     def _do_translate(self, model, net_name, starts, ends, shapes):
         import onnx
