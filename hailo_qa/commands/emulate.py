@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto (DFC if installed, else ort), ort (hailo-qa's approximation) or dfc (Hailo's)")
     p.add_argument("--n-eval", metavar="N", type=positive_int, default=4,
                    help="held-out evaluation inputs (see hailo_qa.quant_eval; default 4)")
-    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of random evaluation feeds, for models without samples (default 0)")
+    p.add_argument("--seed", metavar="S", type=int, default=0,
+                   help="seed of random evaluation feeds, for models without samples (default 0)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
                    help="cache folder for splits and quantized models. Default: $HAILO_QA_STATE_DIR/work")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
