@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from hailo_qa import config
+from hailo_qa.options import positive_int as parse_positive_int
+from hailo_qa.options import sizes as parse_sizes
 
 PLUGIN_MODULES: list[str] = [
     # area fixture modules, registered in pytest_configure
@@ -40,31 +42,11 @@ def parse_emulator(value: str) -> str:
     return value
 
 
-def parse_positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected a positive integer, e.g. 100")
-    return n
-
-
 def parse_names(value: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     if not names:
         raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected comma-separated model names")
     return names
-
-
-def parse_sizes(value: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        sizes = ()
-    if not sizes or any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected e.g. '16,64,256'")
-    return sizes
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -406,14 +406,17 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     Raises:
         InputDataError: empty, non-integer or non-positive entries.
     """
-    parts = [p.strip() for p in str(text).split(",")]
-    bad = [p for p in parts if not p.isdigit() or int(p) < 1]
-    if not parts or bad or all(not p for p in parts):
+    from hailo_qa.options import sizes_or_none
+
+    out = sizes_or_none(text)
+    if out is None:
+        parts = [p.strip() for p in str(text).split(",")]
+        bad = [p for p in parts if not p.isdigit() or int(p) < 1]
         raise InputDataError(f"calibration sizes {text!r} are not a list of positive integers"
                              + (f" (bad: {', '.join(repr(b) for b in bad)})" if bad else ""),
                              note="expected comma-separated integers >= 1",
                              hint="e.g. --sizes 16,64,256,1024")
-    return tuple(sorted({int(p) for p in parts}))
+    return out
 
 
 def knee_size(sizes: Sequence[int], snr_db: Sequence[float], *, tol_db: float = DEFAULT_KNEE_TOL_DB) -> int | None:

@@ -3,35 +3,17 @@ from __future__ import annotations
 
 import argparse
 
+from hailo_qa.options import non_negative_int, positive_int
+
 HELP = "build and validate a model's calibration set; print count, shape, per-channel stats, real vs augmented"
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected a positive integer, e.g. 64")
-    return n
-
-
-def _seed(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected a non-negative integer")
-    return n
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="model name in the manifest")
     p.add_argument("--manifest", metavar="PATH", default=None, help="model manifest. Default: fixtures/models.toml")
-    p.add_argument("--size", metavar="N", type=_positive, default=None,
+    p.add_argument("--size", metavar="N", type=positive_int, default=None,
                    help="number of samples. Default: the first of the manifest's calibration.sizes")
-    p.add_argument("--seed", metavar="S", type=_seed, default=None,
+    p.add_argument("--seed", metavar="S", type=non_negative_int, default=None,
                    help="sampling/augmentation seed. Default: the manifest's calibration.seed")
     p.add_argument("--source", metavar="PATH", default=None,
                    help="calibration source (npy folder, image folder/glob, .npz). Default: the manifest's")

@@ -3,19 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from hailo_qa.options import positive_int
+
 HELP = ("quantize a model's Stage 1 on an emulator (DFC or the built-in ORT approximation); print float-vs-quantized "
         "metrics")
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected a positive integer, e.g. 64")
-    return n
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ def _tolerance(value: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from hailo_qa.commands.emulate import positive_int
+    from hailo_qa.options import positive_int
     from hailo_qa.quant_eval import DEFAULT_KNEE_TOL_DB
     from hailo_qa.runners.emulator import BACKENDS
 
