@@ -10,8 +10,8 @@ import tracemalloc
 
 import numpy as np
 
-from hailo_qa.calib import calib_set_from_files
 from hailo_qa.manifest import InputSpec, Preprocess
+from hailo_qa.quant.calib import calib_set_from_files
 
 SHAPE = (1, 3, 112, 112)
 MB = 1024 * 1024

@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from hailo_qa.calib import calib_set_for_model
 from hailo_qa.graph.split import split_for_model
 from hailo_qa.manifest import load_manifest
-from hailo_qa.runners.emulator import make_emulator
+from hailo_qa.quant.calib import calib_set_for_model
+from hailo_qa.quant.emulator import make_emulator
 from hailo_qa.runners.emulator_ort import quant_config_for, quantize_stage1
 from hailo_qa.runners.onnxrt import OnnxrtRunner
 

@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from hailo_qa.config import SHARED_DIR
-from hailo_qa.hef import read_hef
+from hailo_qa.hw.hef import read_hef
 
 HEF = SHARED_DIR / "hef" / "arcface_mobilefacenet_hailo8_fmt1.hef"
 pytestmark = pytest.mark.skipif(not HEF.is_file(), reason=f"shared HEF {HEF} not found (set HAILO_QA_SHARED)")

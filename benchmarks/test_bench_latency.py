@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hailo_qa.latency import measure_runner
+from hailo_qa.hw.latency import measure_runner
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hailo_qa import config, faces
+    from hailo_qa import config
+    from hailo_qa.evaluate import faces
     from hailo_qa.errors import QAError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,4 +1,4 @@
-"""Deployment checklist (hailo_qa.deploy): synthetic-logit properties, gates, and the fsq_classifier via ORT."""
+"""Deployment checklist (hailo_qa.evaluate.deploy): synthetic-logit properties, gates, and the fsq_classifier via ORT."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hailo_qa.deploy import DeployReport, deploy_gate_failures, deploy_report
 from hailo_qa.errors import InputDataError
+from hailo_qa.evaluate.deploy import DeployReport, deploy_gate_failures, deploy_report
 
 
 def _synthetic(n=2000, c=5, temp=1.0, seed=0):
@@ -71,8 +71,8 @@ def _runner(kind: str, spec, hqa):
     split = split_for_model(spec, hqa.work_dir)
     if kind == "split":  # Stage 1 → host Round + head, as deployed
         return pipeline_for(split)
-    from hailo_qa.calib import calib_set_for_model
-    from hailo_qa.runners.emulator import make_emulator
+    from hailo_qa.quant.calib import calib_set_for_model
+    from hailo_qa.quant.emulator import make_emulator
 
     calib = calib_set_for_model(spec, size=32)
     return pipeline_for(split, stage1=make_emulator(spec, split, backend="ort", config="int8", calib=calib,

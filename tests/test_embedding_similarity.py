@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from hailo_qa import embedding as E
-from hailo_qa.faces import simulate_distance
+from hailo_qa.evaluate import embedding as E
+from hailo_qa.evaluate.faces import simulate_distance
 from hailo_qa.inputs import host_feeds, preprocess_image, read_image_rgb
 from hailo_qa.manifest import PRECISION_CONFIGS
 from hailo_qa.runners.onnxrt import OnnxrtRunner
@@ -148,7 +148,7 @@ def test_float_embeddings_match_golden_and_gates(hqa_model, face_set, float_run,
     outcome = hqa_golden.check(outputs, model=hqa_model, target="float", name=GOLDEN_NAME, backend=backend,
                                provenance={"samples": list(face_set.names), "scales": list(SCALES)},
                                atol=1e-4, min_cosine=0.99999)
-    from hailo_qa.golden import read_golden
+    from hailo_qa.store.golden import read_golden
 
     golden = read_golden(outcome.paths)
     _evaluate_and_gate(hqa_model, "float", run, golden.outputs["embedding"].astype(np.float64), face_set, backend,
@@ -181,7 +181,7 @@ def test_emulator_embeddings(hqa_model, config, face_set, float_run, hqa, hqa_hi
 def test_hailo8_embeddings(hqa_model, face_set, float_run, hqa, hqa_history):
     if hqa_model.hef is None:
         pytest.skip(f"{hqa_model.name}: no HEF registered (manifest 'hef'); compile the model to test it on Hailo-8")
-    from hailo_qa.device import hef_skip_reason, probe_device
+    from hailo_qa.hw.device import hef_skip_reason, probe_device
     from hailo_qa.runners.hailort import HailortRunner
 
     status = probe_device(hqa.device)

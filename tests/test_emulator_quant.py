@@ -1,7 +1,7 @@
 """Quantized Stage 1 vs float Stage 1, per manifest model × precision config × calibration size.
 
 Gated by ``[models.<name>.thresholds.emulator.<config>]`` (``min_snr_db``, ``min_cosine``, ``min_top1``,
-``min_detection_agreement``). The evaluation is :func:`hailo_qa.quant_eval.evaluate_quantization` — the same one
+``min_detection_agreement``). The evaluation is :func:`hailo_qa.quant.evaluation.evaluate_quantization` — the same one
 ``hailo-qa emulate`` and ``hailo-qa validate`` run, on the same held-out inputs — so a gate means one thing
 everywhere. With the built-in backend these are numbers of hailo-qa's ONNX Runtime *approximation* of Hailo
 numerics (``ort-emulator``), never Hailo's; every figure is recorded with its backend.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from hailo_qa import quant_eval
+from hailo_qa.quant import evaluation as quant_eval
 from hailo_qa.runners.base import BackendInfo
 
 pytestmark = pytest.mark.emulator

@@ -1,6 +1,6 @@
 """Hailo-8 hardware checks per manifest model with a HEF (``-m hailo8``).
 
-Without HailoRT or a device every test here is skipped with the exact reason (hailo_qa.pytest_hw). The logic
+Without HailoRT or a device every test here is skipped with the exact reason (hailo_qa.pytest_plugin.hw). The logic
 (determinism, latency gates, LSB agreement) is unit-tested against the HailoRT contract fake in
 tests/runners/test_hailort.py.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hailo_qa.pytest_hw import determinism_report, latency_gate_failures, lsb_agreement
+from hailo_qa.pytest_plugin.hw import determinism_report, latency_gate_failures, lsb_agreement
 
 pytestmark = [pytest.mark.hailo8, pytest.mark.hqa_select(needs=("hef",))]
 
@@ -66,7 +66,7 @@ def _device_feeds(model, runner, feeds):
 
 
 def test_arch_matches_device(hqa_model, hqa_device, hqa_hef_gate):
-    from hailo_qa.hef import hef_runs_on, read_hef
+    from hailo_qa.hw.hef import hef_runs_on, read_hef
 
     info = read_hef(hqa_model.hef)
     assert hef_runs_on(str(info.hw_arch), hqa_device.architecture), (
@@ -74,7 +74,7 @@ def test_arch_matches_device(hqa_model, hqa_device, hqa_hef_gate):
 
 
 def test_latency_gates(hqa_model, hqa, hw, hqa_history):
-    from hailo_qa.latency import measure_runner
+    from hailo_qa.hw.latency import measure_runner
     from hailo_qa.runners.pipeline import HostPipeline
 
     runner, split, feeds_list = hw
@@ -116,8 +116,8 @@ def test_outputs_vs_emulator_in_quantization_steps(hqa_model, hqa, hw):
     limit = hqa_model.threshold("hailo8", "max_lsb_vs_emulator")
     if limit is None:
         pytest.skip(f"{hqa_model.name}: no hailo8.max_lsb_vs_emulator threshold in the manifest")
-    from hailo_qa.calib import calib_set_for_model
-    from hailo_qa.runners.emulator import make_emulator
+    from hailo_qa.quant.calib import calib_set_for_model
+    from hailo_qa.quant.emulator import make_emulator
 
     calib = calib_set_for_model(hqa_model, size=hqa_model.calibration.sizes[0])
     emu = make_emulator(hqa_model, split, backend=hqa.emulator_backend(), config="int8", calib=calib,

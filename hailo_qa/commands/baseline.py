@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hailo_qa import config
     from hailo_qa.errors import InputFileError
-    from hailo_qa.history import History, HistoryError
+    from hailo_qa.store.history import History, HistoryError
 
     path = Path(args.history or config.HISTORY_DB)
     if not path.is_file():

@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from hailo_qa.calib import calib_set_for_model
     from hailo_qa.manifest import load_manifest
+    from hailo_qa.quant.calib import calib_set_for_model
 
     spec = load_manifest(args.manifest).get(args.model)
     size = args.size or spec.calibration.sizes[0]

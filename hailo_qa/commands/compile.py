@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hailo_qa import config
-    from hailo_qa.compile import compile_specs, select_variants
+    from hailo_qa.hw.compile import compile_specs, select_variants
     from hailo_qa.manifest import load_manifest
     from hailo_qa.runners.dfc import import_dfc
 

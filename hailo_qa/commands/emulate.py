@@ -10,7 +10,7 @@ HELP = ("quantize a model's Stage 1 on an emulator (DFC or the built-in ORT appr
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from hailo_qa.runners.emulator import BACKENDS
+    from hailo_qa.quant.emulator import BACKENDS
 
     p.add_argument("model", metavar="MODEL", help="model name in the manifest")
     p.add_argument("--manifest", metavar="PATH", default=None, help="model manifest. Default: fixtures/models.toml")
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto (DFC if installed, else ort), ort (hailo-qa's approximation) or dfc (Hailo's)")
     p.add_argument("--n-eval", metavar="N", type=positive_int, default=4,
-                   help="held-out evaluation inputs (see hailo_qa.quant_eval; default 4)")
+                   help="held-out evaluation inputs (see hailo_qa.quant.evaluation; default 4)")
     p.add_argument("--seed", metavar="S", type=int, default=0,
                    help="seed of random evaluation feeds, for models without samples (default 0)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hailo_qa import config
     from hailo_qa.manifest import load_manifest
-    from hailo_qa.quant_eval import evaluate_quantization
+    from hailo_qa.quant.evaluation import evaluate_quantization
 
     spec = load_manifest(args.manifest).get(args.model)
     size = args.calib_size or spec.calibration.sizes[0]

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hailo_qa.hef import read_hef
+    from hailo_qa.hw.hef import read_hef
 
     info = read_hef(args.hef)
     problem = info.incompatibility(args.device_arch) if args.device_arch else None
@@ -47,7 +47,7 @@ def _num(value: float | None, fmt: str = ".6g") -> str:
 
 
 def format_info(info) -> str:
-    """The human-readable report for a :class:`~hailo_qa.hef.HefInfo`."""
+    """The human-readable report for a :class:`~hailo_qa.hw.hef.HefInfo`."""
     ts = info.timestamp.strftime("%Y-%m-%d %H:%M:%S UTC") if info.timestamp else "-"
     rows = [
         ("HEF", f"{info.name} ({info.file_size:,} bytes, header format v{info.header_version})"),

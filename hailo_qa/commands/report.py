@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hailo_qa import config
     from hailo_qa.errors import InputFileError, ManifestError
-    from hailo_qa.history import History
-    from hailo_qa.report import write_report
+    from hailo_qa.store.history import History
+    from hailo_qa.store.report import write_report
 
     path = Path(args.history or config.HISTORY_DB)
     if not path.is_file():

@@ -25,8 +25,8 @@ def _tolerance(value: str) -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from hailo_qa.options import positive_int
-    from hailo_qa.quant_eval import DEFAULT_KNEE_TOL_DB
-    from hailo_qa.runners.emulator import BACKENDS
+    from hailo_qa.quant.emulator import BACKENDS
+    from hailo_qa.quant.evaluation import DEFAULT_KNEE_TOL_DB
 
     p.add_argument("model", metavar="MODEL", help="model name in the manifest")
     p.add_argument("--sizes", metavar="N,N,...", default="16,64,256,1024",
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hailo_qa import config
     from hailo_qa.manifest import load_manifest
-    from hailo_qa.quant_eval import parse_sizes, sweep_calibration, write_sweep
+    from hailo_qa.quant.evaluation import parse_sizes, sweep_calibration, write_sweep
 
     sizes = parse_sizes(args.sizes)  # before loading anything: a typo fails fast
     spec = load_manifest(args.manifest).get(args.model)

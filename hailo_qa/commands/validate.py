@@ -27,8 +27,8 @@ def run(args) -> int:
 
     from hailo_qa import config
     from hailo_qa.errors import ManifestError
+    from hailo_qa.jobs.validate import record, render, validate
     from hailo_qa.manifest import load_manifest
-    from hailo_qa.validate import record, render, validate
 
     manifest = load_manifest(args.manifest)
     specs = list(manifest)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from hailo_qa.compare import CompareResult, compare_outputs
+from hailo_qa.evaluate.compare import CompareResult, compare_outputs
 from hailo_qa.graph.prepare import static_shapes
 from hailo_qa.graph.split import SplitResult
 from hailo_qa.runners.onnxrt import OnnxrtRunner

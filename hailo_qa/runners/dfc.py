@@ -19,20 +19,21 @@ import contextlib
 import inspect
 import io
 import logging
+import math
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hailo_qa.errors import EnvironmentProblem, InternalError, ToolchainError
+from hailo_qa.errors import EnvironmentProblem, InputDataError, InternalError, ToolchainError
 from hailo_qa.runners.base import BackendInfo, BaseRunner, TensorMeta, nchw_to_nhwc, nhwc_to_nchw
 
 CONTEXTS = {"native": "SDK_NATIVE", "fp_optimized": "SDK_FP_OPTIMIZED", "quantized": "SDK_QUANTIZED"}
@@ -70,6 +71,83 @@ def import_dfc():
                                  hint="check the DFC's TensorFlow/CUDA dependencies (pip check) or reinstall "
                                       "the wheel; " + INSTALL_HINT) from err
     return hailo_sdk_client
+
+
+# --- layer noise records (the DFC's analysis is read into these; quant.noise adds the ORT source) -----------
+SNR_KEY = "layer_noise_analysis/snr"
+"""Where the DFC stores a layer's SNR in ``get_params_statistics()`` (advanced mode)."""
+
+@dataclass(frozen=True)
+class LayerNoise:
+    """Quantization noise of one layer (tensor).
+
+    Attributes:
+        layer: the layer: ONNX node name (ort) or HN layer name (dfc).
+        tensor: the tensor measured (ort: the node's output tensor; dfc: the layer name).
+        op_type: the ONNX op type (ort) or ``""``.
+        snr_db: SNR of the quantized model against float at this tensor (accumulated noise), dB.
+        local_snr_db: SNR of this tensor right before vs right after its own Quantize/Dequantize, dB (NaN when
+            not measured). Inflated noise for fused activations (ORT folds Relu/Clip into the quantization range).
+        added_db: how much SNR this layer loses against its inputs (upstream SNR − ``snr_db``), dB: the noise the
+            layer itself adds. NaN when not measured (DFC: the DFC's per-layer SNR already isolates the layer).
+        source: ``ort`` or ``dfc``.
+    """
+
+    layer: str
+    tensor: str
+    op_type: str
+    snr_db: float
+    local_snr_db: float = math.nan
+    added_db: float = math.nan
+    source: str = "ort"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finite_or(v: float, default: float) -> float:
+    return v if isinstance(v, float) and math.isfinite(v) else default
+
+
+def rank_layers(noise: Iterable[LayerNoise]) -> list[LayerNoise]:
+    """Layers worst first: largest ``added_db`` where measured (ort), else lowest ``snr_db`` (dfc)."""
+
+    def key(n: LayerNoise) -> tuple[int, float, str]:
+        if not math.isnan(n.added_db):
+            return (0, -_finite_or(float(n.added_db), -math.inf), n.layer)
+        return (1, _finite_or(float(n.snr_db), math.inf), n.layer)
+
+    return sorted(noise, key=key)
+
+
+def dfc_layer_noise(stats: Mapping[str, Any], *, key: str = SNR_KEY) -> list[LayerNoise]:
+    """Per-layer SNR from the DFC's ``runner.get_params_statistics()`` after ``analyze_noise(advanced)``.
+
+    A pure function over a mapping ``{layer: {"layer_noise_analysis/snr": value, ...}}``. A value may be a scalar or
+    an array (one per output); the worst (minimum) counts. Layers without the key are skipped.
+
+    Raises:
+        InputDataError: no layer holds the key (the analysis did not run or ran in simple mode).
+    """
+    if not isinstance(stats, Mapping):
+        raise InputDataError(f"params statistics are a {type(stats).__name__}",
+                             note="expected the mapping returned by runner.get_params_statistics()")
+    out = []
+    for layer, entry in stats.items():
+        if not isinstance(entry, Mapping) or key not in entry or entry[key] is None:
+            continue
+        arr = np.asarray(entry[key], dtype=np.float64).ravel()
+        if arr.size == 0:
+            continue
+        v = float(np.nanmin(arr)) if not np.isnan(arr).all() else math.nan
+        out.append(LayerNoise(layer=str(layer), tensor=str(layer), op_type="", snr_db=v, local_snr_db=v,
+                              source="dfc"))
+    if not out:
+        raise InputDataError(f"no layer in the params statistics has '{key}'",
+                             note="expected results of the DFC's layer noise analysis (advanced mode)",
+                             hint="run runner.analyze_noise(calib, analyze_mode='advanced') (or 'hailo analyze-noise "
+                                  "<har> --analyze-mode advanced') before reading the statistics")
+    return out
 
 
 def dfc_version() -> str:
@@ -509,13 +587,11 @@ class DfcSession:
         """The DFC's layer noise analysis (advanced mode) on the quantized model, per layer, worst first.
 
         ``analyze_noise`` returns nothing usable (HAILO_TOOLCHAIN.md §1.8): the results are read back from
-        ``get_params_statistics()`` by :func:`hailo_qa.noise.dfc_layer_noise`.
+        ``get_params_statistics()`` by :func:`dfc_layer_noise`.
 
         Returns:
             ``list[LayerNoise]`` ranked by SNR (lowest first).
         """
-        from hailo_qa.noise import dfc_layer_noise, rank_layers
-
         self._step("analyze_noise", lambda: self.runner.analyze_noise(
             calib, batch_size=batch_size, data_count=data_count, analyze_mode="advanced"))
         stats = self._step("analyze_noise", lambda: self.runner.get_params_statistics())

@@ -53,7 +53,7 @@ DEFAULT_PERCENTILE = 99.999
 
 
 class CalibSource(Protocol):
-    """What the emulator needs from a calibration set (:class:`hailo_qa.calib.CalibSet` satisfies it)."""
+    """What the emulator needs from a calibration set (:class:`hailo_qa.quant.calib.CalibSet` satisfies it)."""
 
     count: int
     input_name: str

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,102 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# --- the binding: import, device identity (hw.device builds discovery on these) -------------------------------
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """Who the device is: stored in every hardware result (``BackendInfo.details["device"]``).
+
+    Attributes:
+        device_id: HailoRT device id (PCIe BDF such as ``0000:01:00.0``).
+        architecture: normalized architecture: ``hailo8``, ``hailo8l``, ``hailo15h`` ...
+        firmware_version: firmware version string as HailoRT prints it.
+        serial_number: board serial number (``""`` when not configured).
+        board_name: board name (on Hailo-8L modules this still reads "Hailo-8": trust ``architecture``).
+        product_name: product name (``""`` when not configured).
+        hailort_version: version of the HailoRT Python binding that identified the device.
+    """
+
+    device_id: str
+    architecture: str
+    firmware_version: str
+    serial_number: str = ""
+    board_name: str = ""
+    product_name: str = ""
+    hailort_version: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"{self.architecture} id={self.device_id} fw={self.firmware_version} "
+                f"serial={self.serial_number or '?'} board={self.board_name or '?'}")
+
+
+def normalize_arch(value: Any) -> str:
+    """HailoRT's architecture (enum or text such as ``HAILO8L``, ``HAILO8_B0``) → ``hailo8l`` / ``hailo8`` / ...
+
+    ``HAILO8L`` is matched before ``HAILO8`` (a plain prefix test would call an 8L an 8).
+    """
+    text = getattr(value, "name", None) or str(value)
+    t = text.upper().split(".")[-1].replace("-", "")
+    if t.startswith("HAILO8L"):
+        return "hailo8l"
+    if t.startswith("HAILO8R"):
+        return "hailo8r"
+    if t.startswith("HAILO8"):
+        return "hailo8"
+    return t.lower()
+
+
+def _clean(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii", "replace")
+    return str(value).rstrip("\x00").strip()
+
+
+def import_hailort():
+    """``hailo_platform``, or :class:`DeviceError` saying how to get it."""
+    try:
+        import hailo_platform
+    except ImportError as err:
+        raise DeviceError("hailo_platform (HailoRT's Python binding) is not installed",
+                          note="expected the hailort-4.x wheel on the machine with the Hailo-8 (e.g. the Pi)",
+                          hint="install HailoRT 4.x from the Hailo Developer Zone, or deselect with -m 'not hailo8'",
+                          step="device") from err
+    return hailo_platform
+
+
+def _version(hp) -> str:
+    return str(getattr(hp, "__version__", "") or "unknown")
+
+
+def identify(device_id: str, hp=None) -> DeviceIdentity:
+    """Open ``device_id``'s control channel, read its identity, release it."""
+    hp = hp or import_hailort()
+    try:
+        dev = hp.Device(device_id)
+    except hp.HailoRTException as err:
+        raise DeviceError(f"could not open Hailo device {device_id}: {err}", note="expected a scanned device id",
+                          hint="check `hailortcli scan` and that no other process holds the device",
+                          step="device") from err
+    try:
+        return identity_from_device(dev, hp)
+    finally:
+        dev.release()
+
+
+def identity_from_device(dev, hp) -> DeviceIdentity:
+    """Identity of an open ``hailo_platform.Device``."""
+    bi = dev.control.identify()
+    return DeviceIdentity(
+        device_id=_clean(getattr(dev, "device_id", "")), architecture=normalize_arch(bi.device_architecture),
+        firmware_version=_clean(bi.firmware_version), serial_number=_clean(getattr(bi, "serial_number", "")),
+        board_name=_clean(getattr(bi, "board_name", "")), product_name=_clean(getattr(bi, "product_name", "")),
+        hailort_version=_version(hp))
 
 
 class HailortRunner(BaseRunner):
@@ -43,7 +140,7 @@ class HailortRunner(BaseRunner):
         setup_times: seconds spent opening the VDevice (``open_s``) and creating+configuring the model
             (``configure_s``), filled by ``__enter__``.
         last_device_time: seconds spent inside ``ConfiguredInferModel.run`` in the last ``infer``.
-        identity: the device's :class:`~hailo_qa.device.DeviceIdentity` once active.
+        identity: the device's :class:`DeviceIdentity` once active.
 
     Example::
 
@@ -54,8 +151,6 @@ class HailortRunner(BaseRunner):
     def __init__(self, hef_path: str | Path, *, device_id: str | None = None, timeout_ms: int = 10000,
                  names: Mapping[str, str] | None = None, name: str | None = None) -> None:
         super().__init__(name or "hailort")
-        from hailo_qa.device import import_hailort
-
         self.hef_path = Path(hef_path)
         if not self.hef_path.is_file():
             raise InputFileError(f"HEF '{self.hef_path}' does not exist", note="expected a compiled .hef file",
@@ -154,8 +249,6 @@ class HailortRunner(BaseRunner):
         self.backend = replace(self.backend, details=details)
 
     def _identify(self):
-        from hailo_qa.device import identify, identity_from_device
-
         getter = getattr(self._vdevice, "get_physical_devices", None)
         if getter is not None:
             devs = getter()

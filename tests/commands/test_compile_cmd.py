@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hailo_qa import compile as hc
 from hailo_qa.cli import main
+from hailo_qa.hw import compile as hc
 from tests.fakes.hailo_sdk_client import _support
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from hailo_qa import history as H
 from hailo_qa.cli import main
+from hailo_qa.store import history as H
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ def model_path(tmp_path):
 
 def _recommend(fake, end):
     from hailo_sdk_client.model_translator.exceptions import ParsingWithRecommendationException
+
     from tests.fakes.hailo_sdk_client.runner.client_runner import recommendation_text
 
     fake.parse_failures["conv_topk"] = ParsingWithRecommendationException(

@@ -10,13 +10,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hailo_qa.errors import GraphError, InputDataError
-from hailo_qa.metrics import snr_db
+from hailo_qa.evaluate.metrics import snr_db
 from hailo_qa.runners.emulator_ort import OrtEmulatorRunner, OrtQuantConfig, tensor_overrides
 from hailo_qa.runners.onnxrt import OnnxrtRunner
 
 
 class ArrayCalib:
-    """A minimal calibration set with CalibSet's streaming interface (test double for hailo_qa.calib.CalibSet)."""
+    """A minimal calibration set with CalibSet's streaming interface (test double for hailo_qa.quant.calib.CalibSet)."""
 
     def __init__(self, arrays):
         self.arrays = [np.asarray(a, np.float32) for a in arrays]

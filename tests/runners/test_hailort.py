@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from hailo_qa.errors import DeviceError, InputFileError
-from hailo_qa.latency import measure_runner
+from hailo_qa.hw.latency import measure_runner
 from hailo_qa.manifest import ModelSpec
-from hailo_qa.pytest_hw import determinism_report, latency_gate_failures, lsb_agreement
+from hailo_qa.pytest_plugin.hw import determinism_report, latency_gate_failures, lsb_agreement
 from hailo_qa.runners.base import Runner
 from tests.fakes import install_fake_hailort
 
@@ -188,7 +188,7 @@ def _spec(**hw):
 
 
 def test_latency_gate_failures():
-    from hailo_qa.latency import stats_from_samples
+    from hailo_qa.hw.latency import stats_from_samples
 
     e2e = stats_from_samples([0.010, 0.011, 0.012], name="end_to_end")
     core = stats_from_samples([0.004, 0.004, 0.005], name="device")

@@ -12,7 +12,16 @@ if not getattr(sys, "_hailo_qa_fake_hailort_allowed", False):
                       "tests.fakes.install_fake_hailort(monkeypatch)")
 
 from hailo_platform.pyhailort.pyhailort import (  # noqa: E402,F401
-    HEF, Device, FormatType, HailoRTException, HailoRTInvalidHEFException, HailoRTNotFoundException,
-    HailoRTPCIeDriverException, HailoRTTimeout, HailoSchedulingAlgorithm, VDevice)
+    HEF,
+    Device,
+    FormatType,
+    HailoRTException,
+    HailoRTInvalidHEFException,
+    HailoRTNotFoundException,
+    HailoRTPCIeDriverException,
+    HailoRTTimeout,
+    HailoSchedulingAlgorithm,
+    VDevice,
+)
 
 __version__ = "4.23.0+fake"

@@ -9,7 +9,6 @@ import time
 from enum import Enum, IntEnum
 
 import numpy
-
 from hailo_platform import _fake
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exposed_definitions import CalibrationDataType, InferenceContext, States
-from ..model_translator.exceptions import MisspellNodeError, ParsingWithRecommendationException
+from ..model_translator.exceptions import MisspellNodeError
 
 log = logging.getLogger("hailo_sdk_client.sdk_backend.sdk_backend")
 QUANT_GRID = 8.0

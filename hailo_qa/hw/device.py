@@ -1,0 +1,161 @@
+"""Hailo device discovery, identity and the reasons a ``hailo8`` test cannot run here.
+
+Nothing is probed at import: :func:`probe_device` imports ``hailo_platform`` and scans on call. Every reason string
+names its cause exactly (missing HailoRT, no device, Hailo-8L vs Hailo-8 HEF, HailoRT/HEF version skew), because it
+becomes the skip reason users read in ``pytest -m hailo8 -ra``.
+
+Version pairing used for the skew check (Hailo AI Software Suite releases): DFC 3.N ships with HailoRT 4.(N-10)
+(DFC 3.29 ↔ HailoRT 4.19 … DFC 3.33 ↔ HailoRT 4.23). A HEF from a newer DFC than the runtime's pair can carry
+extensions the runtime rejects (``Failed opening non-compatible HEF with the following unsupported extensions``);
+HailoRT 5.x supports only Hailo-10/15.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hailo_qa.errors import DeviceError
+from hailo_qa.runners.hailort import DeviceIdentity as DeviceIdentity  # re-exported: the binding's pieces live there
+from hailo_qa.runners.hailort import _clean, _version, identify, import_hailort
+from hailo_qa.runners.hailort import identity_from_device as identity_from_device
+from hailo_qa.runners.hailort import normalize_arch as normalize_arch
+
+_DFC_TO_HAILORT_MINOR_OFFSET = 10
+"""DFC 3.N pairs with HailoRT 4.(N - 10)."""
+
+HAILO8_ARCHS = ("hailo8", "hailo8l")
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """The outcome of one probe: the HailoRT version, the chosen device, and why hardware tests cannot run."""
+
+    hailort_version: str | None
+    identity: DeviceIdentity | None
+    device_ids: tuple[str, ...] = ()
+    reason: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return not self.reason
+
+
+def _major_minor(version: str | None) -> tuple[int, int] | None:
+    m = re.match(r"\s*v?(\d+)\.(\d+)", version or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def hailort_version_reason(hailort_version: str | None) -> str | None:
+    """Why this HailoRT cannot drive a Hailo-8 (None when it can, or when the version is unknown)."""
+    rt = _major_minor(hailort_version)
+    if rt is None:
+        return None
+    if rt[0] >= 5:
+        return (f"hailo8: HailoRT {hailort_version} is a 5.x release, which supports only Hailo-10/15, not Hailo-8 "
+                f"(install HailoRT 4.x, the last being 4.23.0, from the hailo8 branch / Developer Zone)")
+    if rt[0] < 4:
+        return f"hailo8: HailoRT {hailort_version} is older than 4.x; hailo-qa drives the InferModel API of HailoRT 4.x"
+    return None
+
+
+def version_skew_reason(hef_sdk_version: str | None, hailort_version: str | None) -> str | None:
+    """Why a HEF compiled by DFC ``hef_sdk_version`` cannot be trusted on HailoRT ``hailort_version``.
+
+    Args:
+        hef_sdk_version: the DFC version recorded in the HEF header (``3.29.0``). Unknown → no HEF-side check.
+        hailort_version: the HailoRT version. Unknown → no runtime-side check.
+
+    Returns:
+        The reason, or None when the pair is compatible (or cannot be judged).
+    """
+    rt_reason = hailort_version_reason(hailort_version)
+    if rt_reason:
+        return rt_reason
+    dfc, rt = _major_minor(hef_sdk_version), _major_minor(hailort_version)
+    if dfc is None:
+        return None
+    if dfc[0] != 3:
+        return (f"hailo8: the HEF was compiled by DFC {hef_sdk_version}; Hailo-8 HEFs come from DFC 3.x, paired with "
+                f"HailoRT 4.x (DFC {dfc[0]}.x targets other devices/runtimes)")
+    if rt is None:
+        return None
+    paired = dfc[1] - _DFC_TO_HAILORT_MINOR_OFFSET
+    if rt[1] < paired:
+        return (f"hailo8: HailoRT/HEF version skew: the HEF was compiled by DFC {hef_sdk_version} (pairs with HailoRT "
+                f"4.{paired}) but HailoRT is {hailort_version}; an older HailoRT rejects newer HEFs (unsupported "
+                f"extensions). Upgrade HailoRT to 4.{paired} or recompile with DFC 3.{rt[1] + 10}")
+    return None
+
+
+def arch_reason(hef_arch: str, device_arch: str) -> str | None:
+    """Why a HEF for ``hef_arch`` cannot run on a ``device_arch`` device (None when it can).
+
+    Uses :func:`hailo_qa.hw.hef.hef_runs_on` (HailoRT's ``is_hef_compatible`` table).
+    """
+    from hailo_qa.hw.hef import hef_runs_on
+
+    if hef_runs_on(hef_arch, device_arch):
+        return None
+    if device_arch == "hailo8l":
+        return (f"hailo8: the device is Hailo-8L but the HEF targets {hef_arch} (a Hailo-8L accepts only Hailo-8L "
+                f"HEFs; compile with --hw-arch hailo8l)")
+    return f"hailo8: the HEF targets {hef_arch}, which does not run on this {device_arch} device"
+
+
+def hef_skip_reason(status: DeviceStatus, hef_path: str | Path) -> str | None:
+    """Why ``hef_path`` cannot run on the probed device: environment, architecture or version skew (None = runs)."""
+    if not status.usable:
+        return status.reason
+    from hailo_qa.hw.hef import read_hef
+
+    info = read_hef(hef_path)
+    assert status.identity is not None
+    return (arch_reason(str(info.hw_arch), status.identity.architecture)
+            or version_skew_reason(info.sdk_version, status.hailort_version))
+
+
+# --- probing (imports hailo_platform) ---------------------------------------------------------------------------
+def probe_device(device_id: str | None = None) -> DeviceStatus:
+    """Import HailoRT, scan, identify the chosen device; never raises.
+
+    Args:
+        device_id: the device to use. Defaults to the first one ``Device.scan()`` returns.
+    """
+    try:
+        hp = import_hailort()
+    except DeviceError as err:
+        return DeviceStatus(None, None, reason=f"hailo8: {err.what} ({err.__cause__})")
+    version = _version(hp)
+    why = hailort_version_reason(version)
+    if why:
+        return DeviceStatus(version, None, reason=why)
+    try:
+        ids = tuple(_clean(i) for i in hp.Device.scan())
+    except Exception as err:  # a broken driver must give a skip reason, not a collection error
+        return DeviceStatus(version, None, reason=f"hailo8: Device.scan() failed: {err.__class__.__name__}: {err} "
+                                                  f"(check the PCIe driver: `lsmod | grep hailo`)")
+    if not ids:
+        return DeviceStatus(version, None, reason="hailo8: no device found by Device.scan() (HailoRT "
+                                                  f"{version}; check `hailortcli scan` and the PCIe driver)")
+    chosen = device_id or ids[0]
+    if chosen not in ids:
+        return DeviceStatus(version, None, ids, reason=f"hailo8: device {chosen} (--hqa-device/HAILO_QA_DEVICE) is "
+                                                       f"not among the scanned devices {list(ids)}")
+    try:
+        ident = identify(chosen, hp)
+    except Exception as err:
+        return DeviceStatus(version, None, ids, reason=f"hailo8: could not identify device {chosen}: {err}")
+    if ident.architecture not in HAILO8_ARCHS + ("hailo8r",):
+        return DeviceStatus(version, ident, ids, reason=f"hailo8: device {chosen} is a {ident.architecture}, not a "
+                                                        f"Hailo-8/8L")
+    return DeviceStatus(version, ident, ids)
+
+
+def describe_devices(device_id: str | None = None) -> str:
+    """One line for the pytest report header: the device in use, or why there is none."""
+    st = probe_device(device_id)
+    if st.identity is not None and st.usable:
+        more = f" (+{len(st.device_ids) - 1} more)" if len(st.device_ids) > 1 else ""
+        return f"{st.identity.describe()}{more}"
+    return f"none ({st.reason.removeprefix('hailo8: ')})"

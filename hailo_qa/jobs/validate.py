@@ -1,0 +1,172 @@
+"""``hailo-qa validate``: the main job — every registered model through lint, split, the bit-exact proof and
+quantization emulation on the embedded default backend, as one table, with every figure in the history.
+
+Steps per model (a failure in one model is recorded with its step and never stops the others):
+
+1. **split**: the cached :func:`~hailo_qa.graph.split.split_for_model` (lint verdicts included: Stage 1 holds only
+   ops the Hailo-8 rules accept);
+2. **proof**: ``stage2(stage1(x), x) == model(x)`` bit-exactly (or within the manifest's justified ``split.atol``)
+   on the registered samples and ``n_random`` random in-range inputs;
+3. **emulate**: :func:`~hailo_qa.quant.evaluation.evaluate_quantization` (INT8 by default) gated by the manifest;
+4. HEF-only entries: the HEF is read (:func:`~hailo_qa.hw.hef.read_hef`) and its target checked against ``hw_arch``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hailo_qa.errors import QAError
+from hailo_qa.manifest import ModelSpec
+
+
+@dataclass(frozen=True)
+class ModelValidation:
+    """The outcome of one model: ``status`` is ``pass``, ``fail`` or ``skip``; ``failed_step`` names the step."""
+
+    model: str
+    status: str
+    figures: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    failed_step: str = ""
+    error: str = ""
+    backend: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _proof(spec: ModelSpec, split, n_random: int, seed: int) -> tuple[bool, int, str]:
+    from hailo_qa.graph.verify import compare_split, proof_runners
+    from hailo_qa.inputs import host_feeds, random_feeds, sample_feeds
+
+    rng = np.random.default_rng(seed)
+    feeds = sample_feeds(spec) + [(f"random[{k}]", random_feeds(spec, rng)) for k in range(n_random)]
+    full_r, pipe_r = proof_runners(spec.file, split, host_feeds=host_feeds(spec))
+    with full_r as full, pipe_r as pipe:
+        for name, f in feeds:
+            result = compare_split(full, pipe, f, atol=spec.split.atol)
+            if not result:
+                return False, len(feeds), f"differs on '{name}':\n{result}"
+    return True, len(feeds), ""
+
+
+def validate_model(spec: ModelSpec, *, work_dir: Path, config: str = "int8", calib_size: int | None = None,
+                   backend: str = "auto", n_random: int = 2, seed: int = 0) -> ModelValidation:
+    """Validate one manifest model. Never raises a :class:`QAError`: it becomes a ``fail`` with its step."""
+    t0 = time.perf_counter()
+    if not spec.available:
+        return ModelValidation(spec.name, "skip", notes=(spec.unavailable,))
+    step = "split"
+    figures: dict[str, float] = {}
+    notes: list[str] = []
+    backend_label = ""
+    try:
+        if spec.file is None:
+            step = "inspect"
+            from hailo_qa.hw.hef import read_hef
+
+            info = read_hef(spec.hef)
+            info.check_runs_on(spec.hw_arch)
+            figures["hef_mb"] = info.file_size / 2**20
+            notes.append(f"HEF-only: {info.hw_arch} (SDK {info.sdk_version}) runs on {spec.hw_arch}; on-device "
+                         f"checks run with pytest -m hailo8")
+            return ModelValidation(spec.name, "pass", figures, tuple(notes), seconds=time.perf_counter() - t0)
+        from hailo_qa.graph.split import split_for_model
+        from hailo_qa.quant.evaluation import evaluate_quantization
+
+        split = split_for_model(spec, work_dir)
+        figures["stage1_nodes"] = split.report["stage1"]["nodes"]
+        figures["stage2_nodes"] = split.report["stage2"]["nodes"]
+        figures["boundary_tensors"] = len(split.boundary)
+        step = "proof"
+        ok, n, why = _proof(spec, split, n_random, seed)
+        figures["proof_inputs"] = n
+        if not ok:
+            return ModelValidation(spec.name, "fail", figures, tuple(notes), "proof", why,
+                                   seconds=time.perf_counter() - t0)
+        step = "emulate"
+        q = evaluate_quantization(spec, config=config, calib_size=calib_size or spec.calibration.sizes[0],
+                                  backend=backend, work_dir=work_dir, split=split)
+        backend_label = q.backend_label()
+        figures.update({f"{config}.{k}": float(v) for k, v in q.metrics.items()})
+        figures["calib_size"] = q.calib_size
+        if q.failed:
+            return ModelValidation(spec.name, "fail", figures, tuple(notes), "emulate",
+                                   f"below the manifest gate: {', '.join(q.failed)}\n{q.table()}",
+                                   backend_label, time.perf_counter() - t0)
+        return ModelValidation(spec.name, "pass", figures, tuple(notes), backend=backend_label,
+                               seconds=time.perf_counter() - t0)
+    except QAError as err:
+        return ModelValidation(spec.name, "fail", figures, tuple(notes), step, str(err), backend_label,
+                               time.perf_counter() - t0)
+
+
+def validate(models: Sequence[ModelSpec], *, work_dir: Path, config: str = "int8", calib_size: int | None = None,
+             backend: str = "auto", progress: Callable[[str], None] | None = None) -> list[ModelValidation]:
+    out = []
+    for i, spec in enumerate(models, 1):
+        if progress:
+            progress(f"[{i}/{len(models)}] {spec.name} …")
+        out.append(validate_model(spec, work_dir=work_dir, config=config, calib_size=calib_size, backend=backend))
+        if progress:
+            r = out[-1]
+            progress(f"[{i}/{len(models)}] {spec.name}: {r.status}"
+                     + (f" ({r.failed_step})" if r.failed_step else "") + f" in {r.seconds:.1f} s")
+    return out
+
+
+def render(results: Sequence[ModelValidation], config: str) -> str:
+    head = (f"{'model':<26} {'result':<7} {'stage1/host nodes':>17} {'bound.':>6} {'proof':>11} "
+            f"{'SNR dB':>7} {'cos min':>8} {'agree':>6}  backend")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        f = r.figures
+        nodes = f"{int(f['stage1_nodes'])}/{int(f['stage2_nodes'])}" if "stage1_nodes" in f else "-"
+        proof = (f"exact×{int(f['proof_inputs'])}" if "proof_inputs" in f and r.failed_step != "proof" else
+                 ("FAILED" if r.failed_step == "proof" else "-"))
+        agree = f.get(f"{config}.detection_agreement", f.get(f"{config}.top1"))
+        lines.append(f"{r.model:<26} {r.status.upper():<7} {nodes:>17} {int(f.get('boundary_tensors', 0)) or '-':>6} "
+                     f"{proof:>11} {_num(f.get(f'{config}.snr_db')):>7} {_num(f.get(f'{config}.cosine'), 4):>8} "
+                     f"{_num(agree, 2):>6}  {r.backend or '-'}")
+    for r in results:
+        for n in r.notes:
+            lines.append(f"  {r.model}: {n}")
+        if r.error:
+            lines.append(f"  {r.model}: failed at {r.failed_step}: " + r.error.replace("\n", "\n    "))
+    return "\n".join(lines)
+
+
+def _num(v, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def record(results: Sequence[ModelValidation], history_path: Path, *, config: str) -> str:
+    """Append every figure to the history; returns the run id."""
+    from hailo_qa.store.history import History, make_row, new_run_id
+
+    run_id = new_run_id()
+    rows = []
+    for r in results:
+        for metric, value in r.figures.items():
+            cfg = config if metric.startswith(f"{config}.") else ""
+            rows.append(make_row(run_id=run_id, model=r.model, metric=metric.removeprefix(f"{config}."),
+                                 value=value, target="emulator" if cfg else "float", config=cfg,
+                                 calib_size=int(r.figures["calib_size"]) if cfg and "calib_size" in r.figures else None,
+                                 stage="validate", extra={"backend": r.backend}, nodeid="hailo-qa validate"))
+        rows.append(make_row(run_id=run_id, model=r.model, metric="validate_pass",
+                             value=1.0 if r.status == "pass" else 0.0, target="validate", stage="validate",
+                             extra={"status": r.status, "failed_step": r.failed_step},
+                             nodeid="hailo-qa validate"))
+    with History(history_path) as h:
+        h.record_many(rows)
+        for r in results:
+            h.record_outcome(run_id, f"hailo-qa validate::{r.model}",
+                             {"pass": "passed", "fail": "failed", "skip": "skipped"}[r.status])
+    return run_id

@@ -1,0 +1,173 @@
+"""pytest fixtures and hooks for the hardware area (``hailo8`` marker): device discovery, HailoRT runners.
+
+Registered by the main plugin (``PLUGIN_MODULES``) or with ``-p hailo_qa.pytest_plugin.hw``. The device is probed once, and
+only when a collected test carries the ``hailo8`` marker; every ``hailo8`` item is then skipped with the exact reason
+when the environment cannot run it (no HailoRT, no device, HailoRT 5.x ...). Per-HEF reasons (Hailo-8L device vs a
+Hailo-8 HEF, DFC/HailoRT skew) come from :func:`hef_skip_reason` through the ``hqa_hef_gate`` fixture.
+
+The helpers below (:func:`determinism_report`, :func:`latency_gate_failures`, :func:`lsb_agreement`) hold the logic
+of ``tests/test_hailo8_latency.py`` so it is unit-tested against the HailoRT contract fake in CI.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+_STATUS_KEY = pytest.StashKey[object]()
+
+
+def _device_option(config: pytest.Config) -> str | None:
+    try:
+        return config.getoption("--hqa-device")
+    except ValueError:  # main plugin not loaded
+        from hailo_qa import config as hqa_config
+
+        return hqa_config.DEVICE_ID
+
+
+def device_status(config: pytest.Config):
+    """The session's :class:`~hailo_qa.hw.device.DeviceStatus` (probed on first use, then cached)."""
+    from hailo_qa.hw.device import probe_device
+
+    if _STATUS_KEY not in config.stash:
+        config.stash[_STATUS_KEY] = probe_device(_device_option(config))
+    return config.stash[_STATUS_KEY]
+
+
+def mark_hailo8_items(config: pytest.Config, items: Sequence[pytest.Item],
+                      probe: Callable[[pytest.Config], object] = device_status) -> int:
+    """Add a skip mark with the exact reason to every ``hailo8`` item when no usable device is present.
+
+    Returns:
+        how many items were marked skipped.
+    """
+    hw = [it for it in items if it.get_closest_marker("hailo8") is not None]
+    if not hw:
+        return 0
+    status = probe(config)
+    if getattr(status, "usable", False):
+        return 0
+    mark = pytest.mark.skip(reason=status.reason)
+    for it in hw:
+        it.add_marker(mark)
+    return len(hw)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_hailo8_items(config, items)
+
+
+@pytest.fixture(scope="session")
+def hqa_device(request: pytest.FixtureRequest):
+    """The Hailo device's :class:`~hailo_qa.hw.device.DeviceIdentity`; skips with the exact reason when there is none.
+
+    Example::
+
+        @pytest.mark.hailo8
+        def test_x(hqa_device):
+            assert hqa_device.architecture == "hailo8"
+    """
+    status = device_status(request.config)
+    if not status.usable:
+        pytest.skip(status.reason)
+    return status.identity
+
+
+@pytest.fixture(scope="session")
+def hqa_hef_gate(request: pytest.FixtureRequest, hqa_device):
+    """A callable ``gate(hef_path)`` that skips the test when that HEF cannot run on this device (arch, skew).
+
+    Example::
+
+        def test_x(hqa_hef_gate, hqa_model):
+            hqa_hef_gate(hqa_model.hef)
+    """
+    from hailo_qa.hw.device import hef_skip_reason
+
+    status = device_status(request.config)
+
+    def gate(hef_path) -> None:
+        reason = hef_skip_reason(status, hef_path)
+        if reason:
+            pytest.skip(reason)
+
+    return gate
+
+
+# --- test logic shared with the fake-backed unit tests ----------------------------------------------------------
+@dataclass(frozen=True)
+class DeterminismReport:
+    """Outcome of running the same input N times: how many runs differed from the first, and by how much."""
+
+    runs: int
+    differing_runs: int
+    max_abs_diff: float
+    per_output: Mapping[str, int]
+
+    @property
+    def deterministic(self) -> bool:
+        return self.differing_runs == 0
+
+    def __bool__(self) -> bool:
+        return self.deterministic
+
+    def describe(self) -> str:
+        if self.deterministic:
+            return f"all {self.runs} runs gave identical outputs"
+        outs = ", ".join(f"{k}: {v} runs" for k, v in self.per_output.items() if v)
+        return (f"{self.differing_runs} of {self.runs - 1} repeated runs differed from the first "
+                f"(max |diff| {self.max_abs_diff:.6g}; per output: {outs})")
+
+
+def determinism_report(infer: Callable[[], Mapping[str, np.ndarray]], runs: int = 10) -> DeterminismReport:
+    """Call ``infer`` ``runs`` times on the same input and compare every result bit-for-bit with the first."""
+    if runs < 2:
+        raise ValueError("runs must be >= 2")
+    first = {k: np.array(v, copy=True) for k, v in infer().items()}
+    differing, worst = 0, 0.0
+    per = dict.fromkeys(first, 0)
+    for _ in range(runs - 1):
+        out = infer()
+        diff_here = False
+        for k, ref in first.items():
+            got = np.asarray(out[k])
+            if got.shape != ref.shape or not np.array_equal(got, ref, equal_nan=True):
+                per[k] += 1
+                diff_here = True
+                if got.shape == ref.shape:
+                    worst = max(worst, float(np.nanmax(np.abs(got.astype(np.float64) - ref.astype(np.float64)))))
+                else:
+                    worst = float("inf")
+        differing += diff_here
+    return DeterminismReport(runs, differing, worst, per)
+
+
+def latency_gate_failures(model, e2e, core) -> list[str]:
+    """Manifest latency gates vs measured stats: ``hailo8.max_p95_ms`` (end to end), ``hailo8.max_core_p95_ms``
+    (device only), ``hailo8.max_cov_pct``. Returns one message per failed gate (empty: all pass or none set)."""
+    fails = []
+    checks = (("max_p95_ms", e2e, "end-to-end"), ("max_core_p95_ms", core, "device-only"))
+    for key, stats, what in checks:
+        limit = model.threshold("hailo8", key)
+        if limit is not None and stats is not None and stats.p95_ms > limit:
+            fails.append(f"{model.name}: {what} p95 {stats.p95_ms:.3f} ms > hailo8.{key} = {limit} ms "
+                         f"({stats.summary()})")
+    cov_limit = model.threshold("hailo8", "max_cov_pct")
+    if cov_limit is not None:
+        for stats in (e2e, core):
+            if stats is not None and stats.cov_pct > cov_limit:
+                fails.append(f"{model.name}: {stats.name} cov {stats.cov_pct:.2f} % > hailo8.max_cov_pct = "
+                             f"{cov_limit} %")
+    return fails
+
+
+def lsb_agreement(ref: Mapping[str, np.ndarray], test: Mapping[str, np.ndarray],
+                  scales: Mapping[str, float]) -> dict[str, float]:
+    """Max disagreement per output in quantization steps (``|ref − test| / qp_scale``), via ``metrics.lsb_error``."""
+    from hailo_qa.evaluate.metrics import lsb_error
+
+    return {k: float(lsb_error(np.asarray(ref[k]), np.asarray(test[k]), scales[k])) for k in test if k in ref}

@@ -1,0 +1,193 @@
+"""Device discovery and skip reasons (hailo_qa.hw.device, hailo_qa.pytest_plugin.hw) against the HailoRT contract fake."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from hailo_qa import config
+from hailo_qa.hw.device import (
+    DeviceIdentity,
+    DeviceStatus,
+    describe_devices,
+    hailort_version_reason,
+    normalize_arch,
+    probe_device,
+    version_skew_reason,
+)
+from hailo_qa.pytest_plugin.hw import mark_hailo8_items
+from tests.fakes import install_fake_hailort
+
+
+@pytest.fixture
+def fake_hrt(monkeypatch):
+    return install_fake_hailort(monkeypatch)
+
+
+@pytest.fixture
+def no_hailort(monkeypatch):
+    monkeypatch.setitem(sys.modules, "hailo_platform", None)  # import raises ImportError
+
+
+def test_import_does_not_probe():
+    code = "import sys, hailo_qa.hw.device, hailo_qa.pytest_plugin.hw, hailo_qa.runners.hailort; " \
+           "print('hailo_platform' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("raw, want", [("HAILO8", "hailo8"), ("HAILO8L", "hailo8l"), ("HAILO8_B0", "hailo8"),
+                                       ("DeviceArchitectureTypes.HAILO8L", "hailo8l"), ("HAILO15H", "hailo15h"),
+                                       ("hailo8r", "hailo8r")])
+def test_normalize_arch(raw, want):
+    assert normalize_arch(raw) == want
+
+
+@pytest.mark.parametrize("hef, rt, fragment", [
+    ("3.29.0", "4.19.0", None),
+    ("3.29.0", "4.23.0", None),                       # older HEF on newer runtime is fine
+    ("3.33.0", "4.19.0", "version skew"),             # newer DFC than the runtime's pair
+    ("3.33.0", "4.23.0", None),
+    ("5.1.0", "4.23.0", "DFC 5.1.0"),                 # Hailo-10/15 DFC
+    ("3.29.0", "5.0.0", "supports only Hailo-10/15"),
+    (None, "4.23.0", None),
+    ("3.29.0", None, None),
+])
+def test_version_skew_reason(hef, rt, fragment):
+    why = version_skew_reason(hef, rt)
+    if fragment is None:
+        assert why is None
+    else:
+        assert why and fragment in why and why.startswith("hailo8:")
+
+
+def test_hailort_too_old():
+    assert "older than 4.x" in hailort_version_reason("3.9.0")
+
+
+def test_identity_is_frozen_and_serializable():
+    ident = DeviceIdentity("0000:01:00.0", "hailo8", "4.23.0", "S1", "Hailo-8")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ident.architecture = "hailo8l"  # type: ignore[misc]
+    assert ident.to_dict()["serial_number"] == "S1"
+
+
+def test_probe_without_hailort(no_hailort):
+    st = probe_device()
+    assert not st.usable and "hailo_platform" in st.reason and "not installed" in st.reason
+    assert describe_devices().startswith("none (")
+
+
+def test_probe_with_fake_device(fake_hrt):
+    hp, state = fake_hrt
+    st = probe_device()
+    assert st.usable, st.reason
+    assert st.identity == DeviceIdentity("0000:01:00.0", "hailo8", "4.23.0", "FAKE-SERIAL-0001", "Hailo-8 FAKE",
+                                         "FAKE M.2", "4.23.0+fake")
+    assert state.open_devices == 0  # identify released the control device
+    assert "hailo8 id=0000:01:00.0 fw=4.23.0" in describe_devices()
+
+
+def test_probe_no_device(fake_hrt):
+    _, state = fake_hrt
+    state.devices = []
+    st = probe_device()
+    assert not st.usable and "no device found by Device.scan()" in st.reason
+
+
+def test_probe_scan_error(fake_hrt):
+    hp, state = fake_hrt
+    state.scan_error = hp.HailoRTPCIeDriverException("driver gone")
+    assert "Device.scan() failed" in probe_device().reason
+
+
+def test_probe_unknown_device_id(fake_hrt):
+    st = probe_device("0000:09:00.0")
+    assert "not among the scanned devices" in st.reason and "0000:01:00.0" in st.reason
+
+
+def test_probe_hailort5(fake_hrt, monkeypatch):
+    hp, _ = fake_hrt
+    monkeypatch.setattr(hp, "__version__", "5.0.1")
+    assert "supports only Hailo-10/15" in probe_device().reason
+
+
+def test_probe_hailo8l_identity(fake_hrt):
+    hp, state = fake_hrt
+    from hailo_platform import _fake
+
+    state.devices = [_fake.FakeDevice(arch="HAILO8L", board=b"Hailo-8\x00")]  # 8L boards still say "Hailo-8"
+    st = probe_device()
+    assert st.usable and st.identity.architecture == "hailo8l"
+
+
+def test_probe_other_family(fake_hrt):
+    from hailo_platform import _fake
+
+    fake_hrt[1].devices = [_fake.FakeDevice(arch="HAILO15H")]
+    assert "is a hailo15h, not a Hailo-8/8L" in probe_device().reason
+
+
+def test_hef_skip_reasons_with_real_hef(fake_hrt):
+    hef_mod = pytest.importorskip("hailo_qa.hw.hef", reason="hailo_qa.hw.hef (helper 'hef') has not landed yet")
+    from hailo_platform import _fake
+
+    from hailo_qa.hw.device import hef_skip_reason
+
+    hef = config.SHARED_DIR / "hef" / "arcface_mobilefacenet_hailo8_fmt1.hef"
+    if not hef.is_file():
+        pytest.skip(f"shared HEF missing at {hef}")
+    assert hef_mod.read_hef(hef).sdk_version.startswith("3.29")
+    assert hef_skip_reason(probe_device(), hef) is None                       # hailo8 device, DFC 3.29, RT 4.23
+    fake_hrt[1].devices = [_fake.FakeDevice(arch="HAILO8L")]
+    why = hef_skip_reason(probe_device(), hef)
+    assert why and "Hailo-8L" in why
+    fake_hrt[1].devices = [_fake.FakeDevice()]
+    h10 = config.SHARED_DIR / "hef" / "arcface_mobilefacenet_hailo10h_fmt3.hef"
+    assert hef_skip_reason(probe_device(), h10)
+    st = DeviceStatus("4.23.0", None, reason="hailo8: no device found by Device.scan()")
+    assert hef_skip_reason(st, hef) == st.reason
+
+
+class _Item:
+    def __init__(self, hw: bool):
+        self.hw, self.marks = hw, []
+
+    def get_closest_marker(self, name):
+        return object() if (self.hw and name == "hailo8") else None
+
+    def add_marker(self, m):
+        self.marks.append(m)
+
+
+def test_mark_hailo8_items_marks_only_hardware_items():
+    items = [_Item(True), _Item(False), _Item(True)]
+    n = mark_hailo8_items(None, items, probe=lambda cfg: DeviceStatus(None, None, reason="hailo8: because"))
+    assert n == 2
+    assert [len(i.marks) for i in items] == [1, 0, 1]
+    assert items[0].marks[0].kwargs["reason"] == "hailo8: because"
+
+
+def test_mark_hailo8_items_probes_lazily_and_keeps_usable():
+    calls = []
+    items = [_Item(False)]
+    assert mark_hailo8_items(None, items, probe=lambda cfg: calls.append(1)) == 0 and not calls
+    usable = DeviceStatus("4.23.0", DeviceIdentity("x", "hailo8", "4"), ("x",))
+    assert mark_hailo8_items(None, [_Item(True)], probe=lambda cfg: usable) == 0
+
+
+def test_pytest_m_hailo8_skips_with_reason_and_exits_0(tmp_path):
+    """End to end: without HailoRT, `pytest -m hailo8` skips every hardware test with the exact reason, exit 0."""
+    t = tmp_path / "test_hw_probe.py"
+    t.write_text("import pytest\n\n@pytest.mark.hailo8\ndef test_a():\n    raise AssertionError('ran')\n\n"
+                 "@pytest.mark.hailo8\ndef test_b(hqa_device):\n    raise AssertionError('ran')\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers -ra\n")
+    env_code = "import sys; sys.modules['hailo_platform'] = None; import pytest; " \
+               f"sys.exit(pytest.main(['-p', 'hailo_qa.pytest_plugin.hw', '-m', 'hailo8', '-p', 'no:cacheprovider', " \
+               f"'--rootdir', {str(tmp_path)!r}, {str(t)!r}]))"
+    out = subprocess.run([sys.executable, "-c", env_code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 skipped" in out.stdout
+    assert "hailo_platform (HailoRT's Python binding) is not installed" in out.stdout

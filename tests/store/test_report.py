@@ -1,0 +1,110 @@
+"""Report rendering from a history built here: inventory rows, deltas, comparisons, embedded plots."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hailo_qa.store import history as H
+from hailo_qa.store import report as R
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def add(h, run, model, metric, value, *, target="emulator", config="int8", calib=64, nodeid=""):
+    h.record(H.make_row(run_id=run, model=model, metric=metric, value=value, target=target, config=config,
+                        calib_size=calib, git="deadbeef", toolchain={"onnxruntime": "x"}, nodeid=nodeid))
+
+
+@pytest.fixture
+def hist(tmp_path):
+    with H.History(tmp_path / "history.sqlite") as h:
+        # run 1 (accepted), run 2, run 3 (latest): yunet snr drifts down, mtcnn improves
+        for run, snr, cos in (("r1", 30.0, 0.990), ("r2", 31.0, 0.991), ("r3", 25.0, 0.995)):
+            add(h, run, "yunet", "snr_db", snr, nodeid="t::yunet8")
+            add(h, run, "yunet", "cosine", cos, nodeid="t::yunet8")
+            add(h, run, "yunet", "snr_db", snr + 10, config="int16", nodeid="t::yunet16")
+            add(h, run, "yunet", "snr_db", snr - 2, calib=16, nodeid="t::yunet8c16")
+            add(h, run, "mtcnn", "latency_ms", 5.0 if run != "r3" else 4.0, target="hailo8", config="int8",
+                calib=64, nodeid="t::mtcnn")
+            if run == "r1":
+                h.accept("r1")
+        h.record_outcome("r3", "t::yunet8", "passed")
+        h.record_outcome("r3", "t::yunet16", "failed")
+        h.record_outcome("r3", "t::mtcnn", "passed")
+        yield h
+
+
+def inv(data, model, config, calib):
+    (row,) = [i for i in data.inventory if (i.model, i.config, i.calib_size) == (model, config, calib)]
+    return row
+
+
+def test_inventory_rows_deltas_and_results(hist):
+    data = R.build_report(hist)
+    assert data.run_id == "r3"
+    y8 = inv(data, "yunet", "int8", 64)
+    snr = [m for m in y8.metrics if m.row.metric == "snr_db"][0]
+    assert snr.row.value == 25.0 and snr.previous.value == 31.0 and snr.baseline.value == 30.0
+    assert snr.delta_prev == pytest.approx(-6.0) and snr.delta_base == pytest.approx(-5.0) and snr.regressed
+    assert y8.result == "REGRESSED" and y8.tested
+    assert inv(data, "yunet", "int16", 64).result == "FAIL"
+    m = inv(data, "mtcnn", "int8", 64)
+    assert m.result == "pass" and m.compiled == "yes"  # hailo8 rows mean a HEF ran
+    assert inv(data, "yunet", "int8", 16).result == "REGRESSED"
+
+
+def test_manifest_adds_untested_combinations_and_hef_presence(hist, tmp_path):
+    hef = tmp_path / "m.hef"
+    hef.write_bytes(b"hef")
+    spec = lambda name, hef_path: SimpleNamespace(  # noqa: E731 (a duck-typed ModelSpec)
+        name=name, hef=hef_path, quantization=SimpleNamespace(configs=("int8", "int16")),
+        calibration=SimpleNamespace(sizes=(64, 256)))
+    data = R.build_report(hist, manifest=[spec("yunet", None), spec("mtcnn", hef), spec("new", None)])
+    assert inv(data, "new", "int16", 256).result == "not tested"
+    assert not inv(data, "new", "int8", 64).tested
+    assert inv(data, "mtcnn", "int8", 64).compiled == "yes"
+    assert inv(data, "yunet", "int8", 64).compiled == "no"
+
+
+def test_markdown_tables(hist):
+    md = R.render_markdown(R.build_report(hist))
+    lines = md.splitlines()
+    inv_rows = [ln for ln in lines if ln.startswith("| yunet | int8 | 64 |")]
+    assert len(inv_rows) == 1 and "REGRESSED" in inv_rows[0] and "snr_db=25 (-6, -5)" in inv_rows[0]
+    assert any(ln.startswith("| yunet | int16 | 64 | ? | yes | FAIL |") for ln in lines)
+    metric_rows = [ln for ln in lines if ln.startswith("| yunet | emulator | int8 | 64 | snr_db |")]
+    assert metric_rows == ["| yunet | emulator | int8 | 64 | snr_db | 25 | 31 | -6 | 30 | -5 **REGRESSED** | — |"]
+    assert "### yunet: INT8 vs INT16" in md and "| emulator snr_db | 64 | 25 | 35 |" in md
+    assert "### yunet: calibration size" in md and "| emulator snr_db | int8 | 23 | 25 |" in md
+    assert "`r1`" in md  # accepted baseline listed
+
+
+def test_write_report_embeds_plots(hist, tmp_path):
+    err = io.StringIO()
+    files = R.write_report(hist, tmp_path / "out", progress=err)
+    # one plot per (model, target, config): yunet/emulator/int8, yunet/emulator/int16, mtcnn/hailo8/int8
+    assert len(files.plots) == 3
+    for p in files.plots:
+        assert p.read_bytes().startswith(PNG) and p.stat().st_size > 5000
+    page = files.html.read_text()
+    imgs = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(imgs) == 3 and all(base64.b64decode(i).startswith(PNG) for i in imgs)
+    assert "<td class=\"bad\">REGRESSED</td>" in page and "INT8 vs INT16" in page
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    md = files.markdown.read_text()
+    assert "![yunet / emulator / int8](plots/yunet__emulator__int8.png)" in md
+    progress = err.getvalue().splitlines()
+    assert [ln for ln in progress if "plot " in ln] == [
+        f"hailo-qa report: plot {i}/3: {t}" for i, t in
+        enumerate(["mtcnn / hailo8 / int8", "yunet / emulator / int16", "yunet / emulator / int8"], 1)]
+
+
+def test_empty_history_renders(tmp_path):
+    with H.History(tmp_path / "h.sqlite") as h:
+        files = R.write_report(h, tmp_path / "out", progress=None)
+    assert files.plots == () and "No metrics recorded." in Path(files.markdown).read_text()
