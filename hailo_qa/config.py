@@ -23,6 +23,25 @@ STATE_DIR = Path(os.environ.get("HAILO_QA_STATE_DIR", REPO_ROOT / ".hailo_qa"))
 HISTORY_DB = Path(os.environ.get("HAILO_QA_HISTORY", STATE_DIR / "history.sqlite"))
 """The SQLite history of every figure. Override with ``HAILO_QA_HISTORY`` or ``--hqa-history``."""
 
+HAILORT_LOG_DIR = STATE_DIR / "hailort"
+"""Where HailoRT writes ``hailort.log`` when hailo-qa imports it and ``HAILORT_LOGGER_PATH`` is unset (HailoRT's
+default is the current directory, i.e. the checkout). ``HAILORT_LOGGER_PATH=NONE`` turns the log off."""
+
+
+def route_hailort_log() -> str:
+    """Point HailoRT's log at :data:`HAILORT_LOG_DIR` unless ``HAILORT_LOGGER_PATH`` is set; returns where it goes.
+
+    Must run before ``hailo_platform`` is first imported (HailoRT reads the variable when it creates its logger).
+    """
+    return os.environ.setdefault("HAILORT_LOGGER_PATH", str(HAILORT_LOG_DIR))
+
+
+def hailort_log_location() -> str:
+    """Where HailoRT's log goes now, in words (for error hints)."""
+    where = os.environ.get("HAILORT_LOGGER_PATH", "")
+    return "nowhere (HAILORT_LOGGER_PATH=NONE)" if where.upper() == "NONE" else f"{where or '.'}/hailort.log"
+
+
 DEVICE_ID = os.environ.get("HAILO_QA_DEVICE") or None
 """A HailoRT device id (e.g. ``0000:01:00.0``) to use instead of the first one scanned."""
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hailo_qa.errors import DeviceError
+from hailo_qa.runners.hailort import STATUS_OUT_OF_PHYSICAL_DEVICES, _clean, _version, hailort_errors, identify
 from hailo_qa.runners.hailort import DeviceIdentity as DeviceIdentity  # re-exported: the binding's pieces live there
-from hailo_qa.runners.hailort import _clean, _version, identify, import_hailort
+from hailo_qa.runners.hailort import hailort_support_reason, import_hailort
 from hailo_qa.runners.hailort import identity_from_device as identity_from_device
+from hailo_qa.runners.hailort import major_minor as _major_minor
 from hailo_qa.runners.hailort import normalize_arch as normalize_arch
 
 _DFC_TO_HAILORT_MINOR_OFFSET = 10
@@ -41,22 +43,12 @@ class DeviceStatus:
         return not self.reason
 
 
-def _major_minor(version: str | None) -> tuple[int, int] | None:
-    m = re.match(r"\s*v?(\d+)\.(\d+)", version or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
 def hailort_version_reason(hailort_version: str | None) -> str | None:
-    """Why this HailoRT cannot drive a Hailo-8 (None when it can, or when the version is unknown)."""
-    rt = _major_minor(hailort_version)
-    if rt is None:
-        return None
-    if rt[0] >= 5:
-        return (f"hailo8: HailoRT {hailort_version} is a 5.x release, which supports only Hailo-10/15, not Hailo-8 "
-                f"(install HailoRT 4.x, the last being 4.23.0, from the hailo8 branch / Developer Zone)")
-    if rt[0] < 4:
-        return f"hailo8: HailoRT {hailort_version} is older than 4.x; hailo-qa drives the InferModel API of HailoRT 4.x"
-    return None
+    """Why this HailoRT cannot drive a Hailo-8 (None when it can, or when the version is unknown).
+
+    hailo-qa drives the InferModel API: HailoRT 4.18 to 4.23. Older 4.x and 3.x lack it; 5.x has no Hailo-8 support.
+    """
+    return hailort_support_reason(hailort_version)
 
 
 def version_skew_reason(hef_sdk_version: str | None, hailort_version: str | None) -> str | None:
@@ -130,26 +122,48 @@ def probe_device(device_id: str | None = None) -> DeviceStatus:
     why = hailort_version_reason(version)
     if why:
         return DeviceStatus(version, None, reason=why)
+    errs = hailort_errors(hp)
     try:
         ids = tuple(_clean(i) for i in hp.Device.scan())
     except Exception as err:  # a broken driver must give a skip reason, not a collection error
-        return DeviceStatus(version, None, reason=f"hailo8: Device.scan() failed: {err.__class__.__name__}: {err} "
-                                                  f"(check the PCIe driver: `lsmod | grep hailo`)")
+        return DeviceStatus(version, None, reason=f"hailo8: Device.scan() failed: {errs.describe(err)} "
+                                                  f"(check the PCIe driver: `lsmod | grep hailo_pci`)")
     if not ids:
-        return DeviceStatus(version, None, reason="hailo8: no device found by Device.scan() (HailoRT "
-                                                  f"{version}; check `hailortcli scan` and the PCIe driver)")
+        return DeviceStatus(version, None, reason=f"hailo8: {_no_device_reason(hp, errs, version)}")
     chosen = device_id or ids[0]
     if chosen not in ids:
         return DeviceStatus(version, None, ids, reason=f"hailo8: device {chosen} (--hqa-device/HAILO_QA_DEVICE) is "
                                                        f"not among the scanned devices {list(ids)}")
     try:
         ident = identify(chosen, hp)
+    except DeviceError as err:
+        return DeviceStatus(version, None, ids, reason=f"hailo8: {err.what} ({err.note})")
     except Exception as err:
-        return DeviceStatus(version, None, ids, reason=f"hailo8: could not identify device {chosen}: {err}")
+        return DeviceStatus(version, None, ids, reason=f"hailo8: could not identify device {chosen}: "
+                                                       f"{errs.describe(err)}")
     if ident.architecture not in HAILO8_ARCHS + ("hailo8r",):
         return DeviceStatus(version, ident, ids, reason=f"hailo8: device {chosen} is a {ident.architecture}, not a "
                                                         f"Hailo-8/8L")
     return DeviceStatus(version, ident, ids)
+
+
+def _no_device_reason(hp, errs, version: str) -> str:
+    """The skip reason when ``Device.scan()`` is empty, confirmed by HailoRT itself: ``VDevice()`` with default
+    params fails with status 74 (HAILO_OUT_OF_PHYSICAL_DEVICES) on a machine without a Hailo device."""
+    base = f"no Hailo device found: Device.scan() returned [] (HailoRT {version})"
+    try:
+        vdev = hp.VDevice(hp.VDevice.create_params())
+    except errs.any as err:
+        code, name = errs.status(err)
+        if code == STATUS_OUT_OF_PHYSICAL_DEVICES:
+            return (f"{base} and VDevice() failed with status {code} ({name or 'HAILO_OUT_OF_PHYSICAL_DEVICES'}); "
+                    f"check `hailortcli scan` and the PCIe driver (`lsmod | grep hailo_pci`)")
+        return f"{base}; VDevice() raised {errs.describe(err)}"
+    try:
+        opened = list(vdev.get_physical_devices_ids())
+    finally:
+        vdev.release()
+    return f"{base}, yet VDevice() opened {opened}: set --hqa-device / HAILO_QA_DEVICE to one of them"
 
 
 def describe_devices(device_id: str | None = None) -> str:

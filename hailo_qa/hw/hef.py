@@ -47,18 +47,37 @@ HW_ARCH_NAMES: dict[int, str] = {
 }
 """``ProtoHEFHwArch`` (hef.proto). 103 is HailoRT's ``HW_ARCH__HAILO1XH``: the Hailo-15H/10H family."""
 
-# HailoRT DeviceBase::hef_arch_to_device_compatible_archs: the first entry is the device family.
-_COMPATIBLE: dict[str, tuple[str, ...]] = {
-    "SAGE_A0": ("HAILO8_A0",),
-    "HAILO8": ("HAILO8",), "HAILO8P": ("HAILO8",), "HAILO8R": ("HAILO8",),
-    "SAGE_B0": ("HAILO8",), "PAPRIKA_B0": ("HAILO8",),
-    "HAILO8L": ("HAILO8L", "HAILO8"),
-    "HAILO15H": ("HAILO15H", "HAILO10H"), "GINGER": ("HAILO15H", "HAILO10H"),
-    "LAVENDER": ("HAILO15H", "HAILO10H"), "HAILO10H": ("HAILO15H", "HAILO10H"),
-    "HAILO15L": ("HAILO15L",), "PLUTO": ("HAILO15L",),
-    "HAILO15M": ("HAILO15M", "HAILO15H", "HAILO10H"),
-    "MARS": ("HAILO12L",),
+# HailoRT 4.23 DeviceBase::is_hef_compatible (src/device_common/device_internal.cpp): device → accepted HEF archs.
+# A Hailo-8 takes HAILO8P/HAILO8R/HAILO8L HEFs, a Hailo-8L only HAILO8L; the legacy HAILO8 (0), SAGE and PAPRIKA
+# archs run nowhere on 4.23. (HailoRT 5.x's wider ``hef_arch_to_device_compatible_archs`` is for Hailo-10/15 only.)
+_DEVICE_ACCEPTS: dict[str, tuple[str, ...]] = {
+    "HAILO8": ("HAILO8P", "HAILO8R", "HAILO8L"),
+    "HAILO8L": ("HAILO8L",),
+    "HAILO15H": ("GINGER", "LAVENDER", "HAILO15H", "HAILO15M", "HAILO10H"),
+    "HAILO10H": ("GINGER", "LAVENDER", "HAILO15H", "HAILO15M", "HAILO10H"),
+    "HAILO15L": ("HAILO15L", "PLUTO"),
+    "HAILO15M": ("HAILO15M",),
 }
+# HEF archs that only HailoRT 5.x knows (its devices do not exist for 4.x): arch → device family
+HAILORT5_ONLY_ARCHS: dict[str, str] = {"MARS": "HAILO12L"}
+_FAMILY: dict[str, str] = {  # HailoRT hef_arch_to_device_arch
+    "HAILO8": "HAILO8", "HAILO8P": "HAILO8", "HAILO8R": "HAILO8", "SAGE_A0": "HAILO8_A0", "SAGE_B0": "HAILO8",
+    "PAPRIKA_B0": "HAILO8", "HAILO8L": "HAILO8L", "HAILO15H": "HAILO15H", "GINGER": "HAILO15H",
+    "LAVENDER": "HAILO15H", "HAILO10H": "HAILO10H", "HAILO15M": "HAILO15M", "HAILO15L": "HAILO15L",
+    "PLUTO": "HAILO15L", **HAILORT5_ONLY_ARCHS,
+}
+
+
+def _compatible(arch: str) -> tuple[str, ...]:
+    """Device architectures HailoRT 4.23 runs an ``arch`` HEF on, the arch's own family first."""
+    devs = [d for d, archs in _DEVICE_ACCEPTS.items() if arch in archs]
+    fam = _FAMILY.get(arch)
+    if fam in devs:
+        devs.remove(fam)
+        devs.insert(0, fam)
+    return tuple(devs)
+
+
 DEVICE_ARCHS = ("HAILO8_A0", "HAILO8", "HAILO8L", "HAILO15H", "HAILO15L", "HAILO15M", "HAILO10H", "HAILO12L")
 """Device architectures as HailoRT's ``DeviceArchitectureTypes`` names them."""
 
@@ -279,6 +298,9 @@ class StreamInfo:
         hn_output_layer_name: the HN layer feeding the stream.
         nms: NMS parameters for an NMS output (``number_of_classes``, ``max_bboxes_per_class``, ``bbox_size``).
         context_index: the context the edge layer belongs to.
+        padded_shape: ``(padded_height, padded_width, padded_features)``: the device buffer (HailoRT's stream
+            ``hw_shape``), e.g. 64 features where the vstream has 63.
+        sys_index: the DMA channel index HailoRT reports as the stream's ``sys_index``.
     """
 
     name: str
@@ -298,6 +320,8 @@ class StreamInfo:
     hn_output_layer_name: str = ""
     nms: dict[str, int] | None = None
     context_index: int = 0
+    padded_shape: tuple[int, int, int] | None = None
+    sys_index: int = 0
 
     @property
     def per_feature_quant(self) -> bool:
@@ -314,10 +338,21 @@ class StreamInfo:
             return (h, w)
         return self.shape
 
+    @property
+    def device_shape(self) -> tuple[int, ...]:
+        """The padded device-side shape, as HailoRT's ``StreamInfo.shape`` reports it (NC → ``(padded_features,)``)."""
+        h, w, c = self.padded_shape or self.shape
+        if self.device_format_order == "NC":
+            return (c,)
+        if self.device_format_order == "NHW":
+            return (h, w)
+        return (h, w, c)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "direction": self.direction, "shape": list(self.shape),
-            "host_shape": list(self.host_shape), "data_bytes": self.data_bytes, "format_type": self.format_type,
+            "host_shape": list(self.host_shape), "device_shape": list(self.device_shape),
+            "sys_index": self.sys_index, "data_bytes": self.data_bytes, "format_type": self.format_type,
             "device_format_order": self.device_format_order, "format_order": self.format_order, "kind": self.kind,
             "qp_zp": self.qp_zp, "qp_scale": self.qp_scale,
             "limvals": list(self.limvals) if self.limvals is not None else None,
@@ -338,7 +373,8 @@ class NetworkGroupInfo:
         bottleneck_fps: the compiler's post-placement bottleneck FPS (None if absent).
         latency_s: the compiler's simulated latency in seconds (None if absent).
         inputs, outputs: boundary streams; outputs in HailoRT's sorted output order.
-        sorted_output_names: the HEF's sorted output order.
+        sorted_output_names: the HEF's sorted output order (HailoRT's vstream order).
+        stream_names: input and output stream names in edge-layer order (HailoRT's stream order).
         network_names: the networks (connected components) inside.
         context_count: number of contexts (1 = single context).
         layouts: number of partial cluster layouts (Hailo-8L/15M multi-layout HEFs), 0 otherwise.
@@ -354,6 +390,7 @@ class NetworkGroupInfo:
     network_names: tuple[str, ...] = ()
     context_count: int = 1
     layouts: int = 0
+    stream_names: tuple[str, ...] = ()
 
     def stream(self, name: str) -> StreamInfo:
         """The input or output stream called ``name`` (also matched by original name)."""
@@ -369,6 +406,7 @@ class NetworkGroupInfo:
             "name": self.name, "index": self.index, "bottleneck_fps": self.bottleneck_fps,
             "latency_s": self.latency_s, "context_count": self.context_count, "layouts": self.layouts,
             "network_names": list(self.network_names), "sorted_output_names": list(self.sorted_output_names),
+            "stream_names": list(self.stream_names),
             "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
         }
 
@@ -456,6 +494,10 @@ class HefInfo:
         if dev in self.runs_on:
             return None
         targets = ", ".join(self.runs_on) or "no known device"
+        if self.hw_arch in HAILORT5_ONLY_ARCHS:
+            targets += f" ({self.hw_arch} is a HailoRT 5.x-only architecture; HailoRT 4.x, the Hailo-8 line, has none)"
+        elif self.hw_arch == "HAILO8":
+            targets += " (the legacy HAILO8 arch id 0; HailoRT 4.23 accepts HAILO8P/HAILO8R/HAILO8L HEFs on a Hailo-8)"
         if dev == "HAILO8L":
             hint = "recompile the HAR for hw_arch='hailo8l' (a HAILO8L HEF runs on Hailo-8L and Hailo-8)."
         elif dev == "HAILO8":
@@ -466,7 +508,7 @@ class HefInfo:
         return DeviceError(
             f"{self.name} was compiled for {self.hw_arch} ({_family_words(self.device_family)}) and cannot run "
             f"on a {dev} device.",
-            note=f"HailoRT accepts a {self.hw_arch} HEF only on: {targets}.", hint=hint, context="hef")
+            note=f"HailoRT 4.23 accepts a {self.hw_arch} HEF only on: {targets}.", hint=hint, context="hef")
 
     def check_runs_on(self, device_arch: str) -> None:
         """Raise :class:`~hailo_qa.errors.DeviceError` (with Note/Hint) unless the HEF runs on ``device_arch``."""
@@ -499,7 +541,7 @@ class HefInfo:
 def _family_words(family: str) -> str:
     return {"HAILO8": "Hailo-8", "HAILO8L": "Hailo-8L", "HAILO15H": "Hailo-15H/10H family",
             "HAILO15M": "Hailo-15M", "HAILO15L": "Hailo-15L", "HAILO8_A0": "Hailo-8 A0",
-            "HAILO12L": "Hailo-12L"}.get(family, family)
+            "HAILO12L": "Hailo-12L, HailoRT 5.x only", "HAILO10H": "Hailo-10H"}.get(family, family)
 
 
 def _device_arch(device_arch: str) -> str:
@@ -515,8 +557,8 @@ def _device_arch(device_arch: str) -> str:
 def hef_runs_on(hef_arch: str, device_arch: str) -> bool:
     """Whether HailoRT runs a HEF compiled for ``hef_arch`` on a ``device_arch`` device.
 
-    Follows HailoRT's ``hef_arch_to_device_compatible_archs``: a Hailo-8 target (HAILO8/HAILO8P/HAILO8R) runs only
-    on Hailo-8; a HAILO8L target on Hailo-8L and Hailo-8; Hailo-10H/15 targets never on Hailo-8.
+    Follows HailoRT 4.23's ``is_hef_compatible``: a Hailo-8 device accepts HAILO8P, HAILO8R and HAILO8L HEFs; a
+    Hailo-8L device only HAILO8L; the legacy HAILO8 (0) arch runs nowhere; Hailo-10H/15 targets never on Hailo-8.
 
     Args:
         hef_arch: the HEF's ``hw_arch`` name (``HAILO8P``; a ``PROTO__HW_ARCH__`` prefix is accepted).
@@ -527,7 +569,7 @@ def hef_runs_on(hef_arch: str, device_arch: str) -> bool:
     """
     dev = _device_arch(device_arch)
     arch = hef_arch.strip().upper().removeprefix("PROTO__HW_ARCH__")
-    return dev in _COMPATIBLE.get(arch, ())
+    return arch in _DEVICE_ACCEPTS.get(dev, ())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -684,7 +726,7 @@ def _decode(root: _Msg, *, path: Path | None, name: str, size: int, version: int
     header = root.msg(1)  # ProtoHEFHef.header
     arch_id = header.uint(1)
     arch = HW_ARCH_NAMES.get(arch_id, f"UNKNOWN_{arch_id}")
-    compatible = _COMPATIBLE.get(arch, ())
+    compatible = _compatible(arch)
     ts_ms = header.uint(2)
     sdk_raw = header.text(3)
     sdk = m.group(1) if (m := _SDK_RE.search(sdk_raw)) else sdk_raw
@@ -695,7 +737,7 @@ def _decode(root: _Msg, *, path: Path | None, name: str, size: int, version: int
     return HefInfo(
         path=path, file_size=size, header_version=version, proto_size=proto_size, ccws_size=ccws,
         padding_size=padding, additional_info_size=additional, checksums=checksums, hw_arch=arch, hw_arch_id=arch_id,
-        device_family=compatible[0] if compatible else "UNKNOWN", runs_on=compatible, sdk_version=sdk,
+        device_family=_FAMILY.get(arch, "UNKNOWN"), runs_on=compatible, sdk_version=sdk,
         sdk_version_raw=sdk_raw, proto_version=header.uint(4), timestamp=_timestamp(ts_ms), timestamp_ms=ts_ms,
         network_groups=groups,
         extensions=tuple(Extension(e.uint(1), e.text(2)) for e in root.msgs(5)),
@@ -754,7 +796,13 @@ def _network_group(ng: _Msg, arch: str) -> NetworkGroupInfo:
         name=gname, index=ng.uint(11) or meta.uint(2), bottleneck_fps=fps, latency_s=latency,
         inputs=tuple(inputs.values()), outputs=tuple(ordered_outputs), sorted_output_names=sorted_outputs,
         network_names=body.texts(6) or ng.texts(6), context_count=len(contexts), layouts=len(partials),
+        stream_names=tuple(inputs) + tuple(outputs),
     )
+
+
+def _padded(base: _Msg) -> tuple[int, int, int] | None:
+    padded = (base.uint(2), base.uint(4), base.uint(6))
+    return padded if any(padded) else None
 
 
 def _stream(edge: _Msg, context_index: int) -> StreamInfo | None:
@@ -777,8 +825,8 @@ def _stream(edge: _Msg, context_index: int) -> StreamInfo | None:
         return None
     # ProtoHEFEdgeLayerInfo{name=1, edge_layer_base=2, numeric_info=3, hn_output_layer_name=4, original_names=5}
     # (mux: original_names=6, no numeric info)
-    base = info.msg(2)  # ProtoHEFEdgeLayerBase{height=1, width=3, features=5, format=7, additional_info=11,
-    #                                          data_bytes=12}
+    base = info.msg(2)  # ProtoHEFEdgeLayerBase{height=1, padded_height=2, width=3, padded_width=4, features=5,
+    #                     padded_features=6, format=7, sys_index=8, additional_info=11, data_bytes=12}
     data_bytes = base.uint(12)
     fmt_id = base.uint(7)
     device_order = _DEVICE_ORDER.get(fmt_id, f"FORMAT_{fmt_id}")
@@ -804,5 +852,72 @@ def _stream(edge: _Msg, context_index: int) -> StreamInfo | None:
         device_format_order=device_order, format_order=_HOST_ORDER.get(device_order, device_order), kind=kind,
         qp_zp=qp_zp, qp_scale=qp_scale, limvals=limvals, qp_zps=zps, qp_scales=scales,
         original_names=info.texts(names_field), hn_output_layer_name=info.text(4), nms=nms,
-        context_index=context_index,
+        context_index=context_index, padded_shape=_padded(base),
+        sys_index=base.uint(8),
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ``hailortcli parse-hef`` (HailoRT's own description of a HEF), to compare with this reader
+# --------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CliStream:
+    """One ``Input|Output <name> <TYPE>, <ORDER>(<d>x<d>...)`` line of ``hailortcli parse-hef``."""
+
+    direction: str
+    name: str
+    format_type: str
+    format_order: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CliNetworkGroup:
+    """One network group as ``hailortcli parse-hef --parse-streams --parse-vstreams`` prints it."""
+
+    name: str
+    contexts: str
+    network_names: tuple[str, ...]
+    streams: tuple[CliStream, ...]
+    vstreams: tuple[CliStream, ...]
+
+
+_CLI_STREAM = re.compile(r"^\s*(Input|Output)\s+(\S+)\s+(\w+),\s*(\w+)\(([\dx]+)\)\s*$")
+
+
+def parse_hef_description(text: str) -> tuple[str, tuple[CliNetworkGroup, ...]]:
+    """``hailortcli parse-hef FILE --parse-streams --parse-vstreams`` stdout → (architecture, network groups).
+
+    HailoRT prints the device family (``HAILO8`` for a HAILO8P HEF). Stream lines before the first ``Stream infos:``
+    / ``VStream infos:`` header count as vstreams (plain ``parse-hef`` prints only those).
+
+    Raises:
+        HefError: the text has no ``Architecture HEF was compiled for:`` line or no network group.
+    """
+    arch = ""
+    groups: list[dict[str, Any]] = []
+    section = "vstreams"
+    for line in text.splitlines():
+        if m := re.match(r"^\s*Architecture HEF was compiled for:\s*(\S+)", line):
+            arch = m.group(1)
+        elif m := re.match(r"^\s*Network group name:\s*([^,]+),\s*(.+?)\s*$", line):
+            groups.append({"name": m.group(1).strip(), "contexts": m.group(2), "network_names": [], "streams": [],
+                           "vstreams": []})
+            section = "vstreams"
+        elif (m := re.match(r"^\s*Network name:\s*(\S+)", line)) and groups:
+            groups[-1]["network_names"].append(m.group(1))
+        elif re.match(r"^\s*Stream infos:", line):
+            section = "streams"
+        elif re.match(r"^\s*VStream infos:", line):
+            section = "vstreams"
+        elif (m := _CLI_STREAM.match(line)) and groups:
+            shape = tuple(int(d) for d in m.group(5).split("x"))
+            groups[-1][section].append(CliStream(m.group(1).lower(),
+                                                 m.group(2), m.group(3), m.group(4), shape))
+    if not arch or not groups:
+        raise HefError("the hailortcli parse-hef output has no architecture line or no network group.",
+                       note="expected 'Architecture HEF was compiled for: ...' and 'Network group name: ...'",
+                       hint="run `hailortcli parse-hef FILE --parse-streams --parse-vstreams` by hand.")
+    return arch, tuple(CliNetworkGroup(g["name"], g["contexts"], tuple(g["network_names"]), tuple(g["streams"]),
+                                       tuple(g["vstreams"])) for g in groups)

@@ -31,3 +31,40 @@ def install_fake_hailort(monkeypatch):
         mod = sys.modules.pop(name)
         monkeypatch.setitem(sys.modules, name, mod)
     return hp, fake.reset()
+
+
+VENDOR_HAILORT = "hailort-4.23.0"
+"""The real HailoRT build in ``../shared/vendor/`` (see its README) that the fakes are checked against."""
+
+
+def real_hailort():
+    """The real ``hailo_platform`` binding, or a skip naming why it is absent (never the contract fake)."""
+    import pytest
+
+    if getattr(sys, "_hailo_qa_fake_hailort_allowed", False):
+        raise RuntimeError("real_hailort() called while the contract fake is installed")
+    try:
+        hp = importlib.import_module("hailo_platform")
+    except ImportError as err:
+        pytest.skip(f"the real HailoRT binding (hailo_platform) is not installed ({err}); .ci/run installs it from "
+                    f"../shared/vendor/{VENDOR_HAILORT}/ when present")
+    if "fake" in str(getattr(hp, "__version__", "")) or str(FAKES_DIR) in str(getattr(hp, "__file__", "")):
+        raise RuntimeError(f"hailo_platform resolves to the contract fake ({hp.__file__}) outside install_fake_hailort")
+    return hp
+
+
+def hailortcli_exe() -> str:
+    """``hailortcli`` from PATH or from ``../shared/vendor/``, or a skip naming why there is none."""
+    import shutil
+
+    import pytest
+
+    from hailo_qa import config
+
+    exe = shutil.which("hailortcli")
+    if exe:
+        return exe
+    vendored = config.SHARED_DIR / "vendor" / VENDOR_HAILORT / "bin" / "hailortcli"
+    if vendored.is_file():
+        return str(vendored)
+    pytest.skip(f"hailortcli is neither on PATH nor at {vendored}")

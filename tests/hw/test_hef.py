@@ -276,15 +276,29 @@ def test_unknown_arch_runs_nowhere(tmp_path):
         info.check_runs_on("hailo8")
 
 
-@pytest.mark.parametrize("hef_arch, device, runs", [
-    ("HAILO8", "hailo8", True), ("HAILO8P", "hailo8", True), ("HAILO8R", "HAILO8", True),
+@pytest.mark.parametrize("hef_arch, device, runs", [  # HailoRT 4.23 is_hef_compatible
+    ("HAILO8", "hailo8", False),  # legacy arch id 0: no 4.23 device accepts it
+    ("HAILO8P", "hailo8", True), ("HAILO8R", "HAILO8", True),
     ("HAILO8", "hailo8l", False), ("HAILO8P", "hailo8l", False), ("HAILO8R", "hailo8l", False),
     ("HAILO8L", "hailo8", True), ("HAILO8L", "hailo8l", True), ("PROTO__HW_ARCH__HAILO8L", "hailo8l", True),
     ("HAILO15H", "hailo8", False), ("HAILO15H", "hailo10h", True), ("HAILO10H", "hailo8", False),
-    ("HAILO15M", "hailo8", False), ("HAILO15L", "hailo8l", False), ("UNKNOWN_7", "hailo8", False),
+    ("HAILO15M", "hailo8", False), ("HAILO15M", "hailo15h", True), ("HAILO15L", "hailo8l", False),
+    ("PLUTO", "hailo15l", True), ("SAGE_B0", "hailo8", False), ("MARS", "hailo8", False),
+    ("UNKNOWN_7", "hailo8", False),
 ])
 def test_hef_runs_on_table(hef_arch, device, runs):
     assert hef_runs_on(hef_arch, device) is runs
+
+
+def test_legacy_and_hailort5_only_archs_are_named(tmp_path):
+    legacy = read_hef(write(tmp_path, wrap(proto(arch=0), 1)))
+    assert (legacy.hw_arch, legacy.runs_on) == ("HAILO8", ())
+    with pytest.raises(DeviceError, match="legacy HAILO8 arch id 0"):
+        legacy.check_runs_on("hailo8")
+    mars = read_hef(write(tmp_path, wrap(proto(arch=108), 1)))
+    assert (mars.hw_arch, mars.device_family, mars.runs_on) == ("MARS", "HAILO12L", ())
+    with pytest.raises(DeviceError, match="HailoRT 5.x-only architecture"):
+        mars.check_runs_on("hailo8")
 
 
 def test_hef_runs_on_unknown_device_is_a_clear_error():

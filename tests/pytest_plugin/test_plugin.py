@@ -19,10 +19,28 @@ def test_markers_registered(pytester):
     result.stdout.fnmatch_lines(["*@pytest.mark.emulator:*", "*@pytest.mark.hailo8:*", "*@pytest.mark.slow:*"])
 
 
+def _hailort_in_header() -> str:
+    """What the header must say about HailoRT, found independently of hailo_qa.toolchain."""
+    try:
+        import hailo_platform
+    except ImportError:
+        return "hailort=absent"
+    return f"hailort={hailo_platform.__version__}"
+
+
 def test_header_names_toolchain_and_emulator(pytester):
     pytester.makepyfile("def test_ok():\n    assert 1\n")
     result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["*hailo_qa: dfc=absent hailort=absent*", "*hailo_qa: emulator=ort (hailo-qa built-in*"])
+    result.stdout.fnmatch_lines([f"*hailo_qa: dfc=absent {_hailort_in_header()}*",
+                                 "*hailo_qa: emulator=ort (hailo-qa built-in*"])
+
+
+def test_header_says_hailort_absent_when_it_is(pytester):
+    """The other branch, whatever this machine has: HailoRT hidden from a subprocess → ``hailort=absent``."""
+    pytester.makepyfile("def test_ok():\n    assert 1\n")
+    pytester.makeconftest("import sys\nsys.modules['hailo_platform'] = None\n")
+    result = pytester.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["*hailo_qa: dfc=absent hailort=absent*"])
 
 
 def test_bad_option_values_are_usage_errors(pytester):
