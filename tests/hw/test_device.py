@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from hailo_qa import config
+from hailo_qa.errors import DeviceError
 from hailo_qa.hw.device import (
     DeviceIdentity,
     DeviceStatus,
@@ -63,8 +64,12 @@ def test_version_skew_reason(hef, rt, fragment):
         assert why and fragment in why and why.startswith("hailo8:")
 
 
-def test_hailort_too_old():
-    assert "older than 4.x" in hailort_version_reason("3.9.0")
+@pytest.mark.parametrize("version, fragment", [("3.9.0", "predates the InferModel API"),
+                                               ("4.17.0", "predates the InferModel API (added in HailoRT 4.18)"),
+                                               ("5.0.0", "supports only Hailo-10/15")])
+def test_hailort_outside_4_18_to_4_23(version, fragment):
+    assert fragment in hailort_version_reason(version)
+    assert hailort_version_reason("4.18.0") is None and hailort_version_reason("4.23.0") is None
 
 
 def test_identity_is_frozen_and_serializable():
@@ -84,23 +89,29 @@ def test_probe_with_fake_device(fake_hrt):
     hp, state = fake_hrt
     st = probe_device()
     assert st.usable, st.reason
-    assert st.identity == DeviceIdentity("0000:01:00.0", "hailo8", "4.23.0", "FAKE-SERIAL-0001", "Hailo-8 FAKE",
+    fw = "4.23.0 (release,app,extended context switch buffer)"  # str(identify().firmware_version), as HailoRT
+    assert st.identity == DeviceIdentity("0000:01:00.0", "hailo8", fw, "FAKE-SERIAL-0001", "Hailo-8 FAKE",
                                          "FAKE M.2", "4.23.0+fake")
     assert state.open_devices == 0  # identify released the control device
-    assert "hailo8 id=0000:01:00.0 fw=4.23.0" in describe_devices()
+    assert f"hailo8 id=0000:01:00.0 fw={fw}" in describe_devices()
 
 
 def test_probe_no_device(fake_hrt):
     _, state = fake_hrt
     state.devices = []
     st = probe_device()
-    assert not st.usable and "no device found by Device.scan()" in st.reason
+    assert st.reason == ("hailo8: no Hailo device found: Device.scan() returned [] (HailoRT 4.23.0+fake) and VDevice() "
+                         "failed with status 74 (HAILO_OUT_OF_PHYSICAL_DEVICES); check `hailortcli scan` and the PCIe "
+                         "driver (`lsmod | grep hailo_pci`)")
 
 
 def test_probe_scan_error(fake_hrt):
     hp, state = fake_hrt
-    state.scan_error = hp.HailoRTPCIeDriverException("driver gone")
-    assert "Device.scan() failed" in probe_device().reason
+    from hailo_platform.pyhailort._pyhailort import HailoRTStatusException  # Device.scan() is not wrapped
+
+    state.scan_error = HailoRTStatusException("36")
+    assert "Device.scan() failed: HailoRTStatusException (status 36 HAILO_DRIVER_OPERATION_FAILED)" in \
+        probe_device().reason
 
 
 def test_probe_unknown_device_id(fake_hrt):
@@ -191,3 +202,62 @@ def test_pytest_m_hailo8_skips_with_reason_and_exits_0(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 skipped" in out.stdout
     assert "hailo_platform (HailoRT's Python binding) is not installed" in out.stdout
+
+
+# --- the real HailoRT 4.23 binding without a device (installed by .ci/run from ../shared/vendor/) ------------------
+@pytest.fixture
+def real_hp():
+    from tests.fakes import real_hailort
+
+    return real_hailort()
+
+
+def test_real_no_device_path_is_what_hailort_does(real_hp):
+    """The three facts issue 9 names, on the real binding, and what hailo-qa makes of each."""
+    from hailo_qa.runners.hailort import hailort_errors
+
+    errs = hailort_errors(real_hp)
+    assert real_hp.Device.scan() == []
+    with pytest.raises(real_hp.HailoRTException) as ei:
+        real_hp.VDevice()
+    assert errs.status(ei.value) == (74, "HAILO_OUT_OF_PHYSICAL_DEVICES")
+    with pytest.raises(errs.raw) as raw:
+        real_hp.Device("0000:01:00.0")
+    assert not isinstance(raw.value, real_hp.HailoRTException) and errs.status(raw.value)[0] is not None
+    assert not hasattr(real_hp, "HailoRTTimeout")  # it lives in hailo_platform.pyhailort.pyhailort
+
+
+def test_real_no_device_reasons(real_hp):
+    from hailo_qa.runners.hailort import HailortRunner, identify
+
+    st = probe_device()
+    assert not st.usable and "not installed" not in st.reason
+    assert st.reason.startswith("hailo8: no Hailo device found: Device.scan() returned [] (HailoRT 4.23.0) and "
+                                "VDevice() failed with status 74 (HAILO_OUT_OF_PHYSICAL_DEVICES)")
+    assert probe_device("0000:01:00.0").reason == st.reason
+    with pytest.raises(DeviceError, match=r"no Hailo device found: Device\('0000:01:00.0'\) raised "
+                                          r"HailoRTStatusException \(status 2 HAILO_INVALID_ARGUMENT\)"):
+        identify("0000:01:00.0", real_hp)
+    hef = config.SHARED_DIR / "hef" / "hand_landmark_lite_hailo8_fmt0.hef"
+    if not hef.is_file():
+        pytest.skip(f"shared HEF missing at {hef}")
+    runner = HailortRunner(hef)  # the HEF side needs no device
+    assert list(runner.output_metadata()) == ["hand_landmark_lite/fc1", "hand_landmark_lite/fc4",
+                                              "hand_landmark_lite/fc3", "hand_landmark_lite/fc2"]
+    with pytest.raises(DeviceError, match=r"no Hailo device found: VDevice\(params\) raised HailoRTException: "
+                                          r"libhailort failed with error: 74"):
+        runner.__enter__()
+    assert not runner.is_active
+
+
+def test_real_pytest_m_hailo8_skips_every_device_test_with_status_74(real_hp):
+    """`pytest -m hailo8` on the repo's own hardware modules, with the real binding and no device."""
+    tests = [str(config.REPO_ROOT / "tests" / f) for f in ("test_hailo8_latency.py", "test_embedding_similarity.py")]
+    out = subprocess.run([sys.executable, "-m", "pytest", "-m", "hailo8", "-q", "-rs", "-p", "no:cacheprovider",
+                          *tests], capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=300,
+                         env={**__import__("os").environ, "HAILORT_LOGGER_PATH": "NONE"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    summary = out.stdout.strip().splitlines()[-1]
+    assert " skipped" in summary and "passed" not in summary and "failed" not in summary, summary
+    reasons = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert reasons and all("no Hailo device found" in r and "status 74" in r for r in reasons), reasons

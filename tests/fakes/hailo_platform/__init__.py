@@ -1,9 +1,9 @@
 """CONTRACT FAKE of HailoRT 4.23's ``hailo_platform`` — tests only, never a runtime fallback.
 
-Mirrors exactly the subset hailo-qa calls (names, signatures, exception classes, shapes without batch), per
-hailo-ai/hailort@hailo8 ``bindings/python/platform/hailo_platform/pyhailort/pyhailort.py``. Its numbers are
-synthetic (a deterministic function of the input) and its version says ``fake``. It refuses to import unless
-``tests.fakes.install_fake_hailort`` put it there.
+Exports exactly what the real ``hailo_platform`` exports for the subset hailo-qa calls (``HailoRTTimeout`` and the
+other subclasses are NOT exported: they live in ``hailo_platform.pyhailort.pyhailort``, as in HailoRT).
+tests/fakes/test_conformance.py compares this package with the real binding. Its numbers are synthetic and its
+version says ``fake``. It refuses to import unless ``tests.fakes.install_fake_hailort`` put it there.
 """
 import sys
 
@@ -14,13 +14,13 @@ if not getattr(sys, "_hailo_qa_fake_hailort_allowed", False):
 from hailo_platform.pyhailort.pyhailort import (  # noqa: E402,F401
     HEF,
     Device,
+    FormatOrder,
     FormatType,
+    HailoCommunicationClosedException,
     HailoRTException,
-    HailoRTInvalidHEFException,
-    HailoRTNotFoundException,
-    HailoRTPCIeDriverException,
-    HailoRTTimeout,
+    HailoRTStreamAbortedByUser,
     HailoSchedulingAlgorithm,
+    HailoStreamDirection,
     VDevice,
 )
 
