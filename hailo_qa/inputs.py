@@ -2,6 +2,8 @@
 inputs, and random feeds inside each input's declared range."""
 from __future__ import annotations
 
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +32,16 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         raise InputFileError(f"image '{p}' does not exist", note="expected an image file",
                              hint="check the path in the manifest's samples or the calibration source")
     try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # > MAX_IMAGE_PIXELS: refuse, do not warn
+            with Image.open(p) as im:
+                return np.asarray(im.convert("RGB"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise InputFileError(f"image '{p}' is too large to decode ({err})",
+                             note=f"expected an image of at most {Image.MAX_IMAGE_PIXELS:,} pixels (a camera frame "
+                                  "or a dataset image); this one looks like a decompression bomb",
+                             hint="resize the image, or remove it from the samples / calibration source") from err
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise InputFileError(f"'{p}' could not be read as an image ({err})",
                              note=f"expected one of {', '.join(IMAGE_SUFFIXES)}",
                              hint="the file is corrupt or not an image") from err
@@ -72,14 +81,13 @@ def sample_feeds(model: ModelSpec) -> list[tuple[str, dict[str, np.ndarray]]]:
     for path in model.samples:
         feeds = host_feeds(model)
         if path.suffix.lower() == ".npz":  # a labelled set: the first rows of its "x" array
-            with np.load(path) as z:
-                xs = z["x"][:NPZ_SAMPLES]
+            xs = _load_array(path, model.name, key="x")[:NPZ_SAMPLES]
             spec = dev[0]
             for k, x in enumerate(xs):
                 out.append((f"{path.stem}[{k}]", {**feeds, spec.name: _fit(np.asarray(x), spec, path)}))
             continue
         if path.suffix.lower() == ".npy":
-            arr = np.load(path)
+            arr = _load_array(path, model.name)
             spec = dev[0]
             if arr.shape != spec.shape:
                 raise InputDataError(f"sample '{path}' has shape {arr.shape}", note=f"expected {spec.shape}",
@@ -91,6 +99,24 @@ def sample_feeds(model: ModelSpec) -> list[tuple[str, dict[str, np.ndarray]]]:
                 feeds[spec.name] = preprocess_image(rgb, spec)
         out.append((path.stem, feeds))
     return out
+
+
+def _load_array(path: Path, model: str, key: str | None = None) -> np.ndarray:
+    """An ``.npy`` sample, or the ``key`` array of an ``.npz`` sample; unreadable files are InputFileError."""
+    kind = "npz" if key else "npy"
+    try:
+        if key is None:
+            return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as z:
+            if key not in z.files:
+                raise InputDataError(f"sample '{path}' has no '{key}' array (it holds {sorted(z.files) or 'none'})",
+                                     note=f"expected np.savez(path, {key}=rows) with one sample per row",
+                                     hint=f"re-save it with the rows under '{key}'", context=model)
+            return z[key]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise InputFileError(f"sample '{path}' is not a readable .{kind} file ({err})",
+                             note=f"expected an array saved by np.{'savez' if key else 'save'}",
+                             hint="re-save the file; it may be truncated or of another format", context=model) from err
 
 
 def random_feeds(model: ModelSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -314,6 +314,8 @@ def _input(raw, where: str, path: Path) -> InputSpec:
     layout = r.get("layout", str, "NCHW", choices=LAYOUTS)
     dtype = r.get("dtype", str, "float32", choices=DTYPES)
     rng = r.numbers("range", None, length=2)
+    if rng and not all(np.isfinite(rng)):
+        raise r._err("range", f"is {list(rng)}", note="expected finite [low, high] (no nan or inf)")
     if rng and rng[0] >= rng[1]:
         raise r._err("range", f"is {list(rng)}", note="expected [low, high] with low < high")
     role = r.get("role", str, "device", choices=ROLES)
@@ -333,6 +335,12 @@ def _input(raw, where: str, path: Path) -> InputSpec:
         raise ManifestError(f"{path}: {where} is a host input without a 'value'",
                             note="host inputs (fed only to Stage 2) need a constant value",
                             hint=f"add value = [...] to {where}")
+    if value is not None and np.issubdtype(np.dtype(dtype), np.integer):
+        flat = np.asarray(value, dtype=object).ravel() if isinstance(value, list) else [value]
+        if any(isinstance(x, float) for x in flat):
+            raise r._err("value", f"holds a float ({value!r}) for a {dtype} input",
+                         note=f"expected integers: the input is declared {dtype}", hint="write 640, not 640.0 "
+                         "(or declare dtype = \"float32\")")
     if value is not None:
         try:
             np.asarray(value, dtype=dtype).reshape(shape)
@@ -340,6 +348,15 @@ def _input(raw, where: str, path: Path) -> InputSpec:
             raise ManifestError(f"{path}: {where}.value does not fit shape {list(shape)}", note=str(err),
                                 hint="give exactly prod(shape) values") from err
     return InputSpec(name, shape, layout, dtype, rng, role, kind, pre, value)
+
+
+_QUALIFIERS: dict[str, tuple[str, ...]] = {
+    "emulator": PRECISION_CONFIGS,
+    "embedding": ("float", "hailo8", *(f"emulator.{c}" for c in PRECISION_CONFIGS)),
+    "hailo8": PRECISION_CONFIGS,
+    "deploy": ("float", "hailo8", *(f"emulator.{c}" for c in PRECISION_CONFIGS)),
+}
+"""What may follow a threshold family in a section name (``emulator.int8``, ``embedding.emulator.int16``)."""
 
 
 def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:
@@ -353,6 +370,13 @@ def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:
             raise ManifestError(f"{path}: unknown threshold section '{where}.{sec}'",
                                 note=f"known sections: {', '.join(THRESHOLD_KEYS)} (optionally qualified, e.g. "
                                      f"emulator.int8)", hint=did_you_mean(fam, THRESHOLD_KEYS) or "")
+        qual, known = ".".join(sec.split(".")[1:]), _QUALIFIERS.get(fam, ())
+        leaves = any(not isinstance(v, Mapping) for v in tbl.values())
+        if qual and not (qual in known or (not leaves and any(q.startswith(qual + ".") for q in known))):
+            raise ManifestError(f"{path}: unknown threshold section '{where}.{sec}'",
+                                note=f"{fam} sections may be qualified by {', '.join(known) or 'nothing'}",
+                                hint=did_you_mean(qual, known) or
+                                f"use [{where}.{fam}] or a known qualifier")
         vals = {}
         for k, v in tbl.items():
             if isinstance(v, Mapping):
@@ -365,6 +389,9 @@ def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ManifestError(f"{path}: {where}.{sec}.{k} has the wrong type ({type(v).__name__} {v!r})",
                                     note="expected a number")
+            if not np.isfinite(v):
+                raise ManifestError(f"{path}: {where}.{sec}.{k} is {v}", note="expected a finite number (a nan or "
+                                    "inf gate passes or fails everything)", hint=f"set a real gate, or remove {k}")
             vals[k] = float(v)
         if vals:
             out[sec] = vals
@@ -375,6 +402,19 @@ def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:
                                 "[models.x.thresholds.emulator.int8] with min_snr_db = 30")
         visit(sec, tbl)
     return out
+
+
+def _check_calibration(calib: CalibrationSpec, cr: _Reader) -> None:
+    """Calibration counts: sizes non-empty, each in 1..MAX_CALIB_SIZE; max_samples >= 1; seed >= 0."""
+    from hailo_qa.options import MAX_CALIB_SIZE
+
+    if not calib.sizes or any(not 1 <= n <= MAX_CALIB_SIZE for n in calib.sizes):
+        raise cr._err("sizes", f"is {list(calib.sizes)}", note=f"expected a non-empty list of sample counts from 1 to "
+                      f"{MAX_CALIB_SIZE:,}, e.g. [64, 256]")
+    if calib.max_samples < 1:
+        raise cr._err("max_samples", f"is {calib.max_samples}", note="expected a positive number of samples, e.g. 64")
+    if calib.seed < 0:
+        raise cr._err("seed", f"is {calib.seed}", note="expected a non-negative integer seed")
 
 
 def _model(name: str, raw, path: Path, base: Path) -> ModelSpec:
@@ -415,6 +455,7 @@ def _model(name: str, raw, path: Path, base: Path) -> ModelSpec:
     calib = CalibrationSpec(source=cr.get("source", str, "samples"), max_samples=cr.get("max_samples", int, 64),
                             seed=cr.get("seed", int, 0), sizes=cr.numbers("sizes", (64,), ints=True))
     cr.done()
+    _check_calibration(calib, cr)
 
     qr = _Reader(r.get("quantization", dict, {}), f"{where}.quantization", path)
     configs = qr.strings("configs", ("int8",))
@@ -466,11 +507,17 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
         ManifestError: unreadable TOML, unknown keys, wrong types, missing files.
     """
     p = Path(path or config.MANIFEST).resolve()
+    if p.is_dir():
+        raise ManifestError(f"manifest '{p}' is a folder", note="expected a TOML file with [models.<name>] tables",
+                            hint=f"pass the file, e.g. {p / 'models.toml'}")
     if not p.is_file():
         raise ManifestError(f"manifest '{p}' does not exist", note="expected a TOML file with [models.<name>] tables",
                             hint="pass --hqa-manifest PATH, or set HAILO_QA_MANIFEST")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ManifestError(f"manifest '{p}' cannot be read ({err.strerror or err})", note="expected a readable file",
+                            hint="check the file's permissions") from err
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ManifestError(f"manifest '{p}' is not valid TOML: {err}", note="expected TOML syntax",
                             hint="check quotes, brackets and commas around the reported line") from err

@@ -84,3 +84,19 @@ def versions() -> dict[str, str]:
         if comp.found:
             out[comp.name] = comp.version or "?"
     return out
+
+
+def require_emulator(backend: str, *, option: str = "--backend") -> None:
+    """Refuse, once and before any work, an emulator backend that cannot run here (``dfc`` without the DFC).
+
+    Raises:
+        EnvironmentProblem: ``backend`` is ``dfc`` and ``hailo_sdk_client`` is not importable.
+    """
+    from hailo_qa.errors import EnvironmentProblem
+
+    comp = dfc()
+    if backend == "dfc" and not comp.found:
+        raise EnvironmentProblem(f"{option} dfc asks for the Hailo Dataflow Compiler emulator, but hailo_sdk_client "
+                                 "is not importable", note=comp.reason or "expected the Hailo Dataflow Compiler wheel",
+                                 hint=f"install the DFC (Hailo Developer Zone; see README 'Vendor toolchain'), or use "
+                                      f"{option} ort (hailo-qa's built-in approximation) / auto")

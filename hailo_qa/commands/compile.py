@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     names = select_variants(manifest.names(), args.model, args.variant)
     specs = [manifest.get(n) for n in names]
     out = Path(args.out) if args.out else config.STATE_DIR / "compile"
+    from hailo_qa.fsutil import check_out_dir
+
+    check_out_dir(out, "--out")
     summary = compile_specs(specs, out_dir=out, config=args.config, from_har=args.from_har,
                             resume=not args.no_resume, use_split=not args.no_split)
     print(summary.table())

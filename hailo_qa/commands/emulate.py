@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from hailo_qa.options import positive_int
+from hailo_qa.options import calib_size, non_negative_int, positive_int
 
 HELP = ("quantize a model's Stage 1 on an emulator (DFC or the built-in ORT approximation); print float-vs-quantized "
         "metrics")
@@ -16,13 +16,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", metavar="PATH", default=None, help="model manifest. Default: fixtures/models.toml")
     p.add_argument("--config", choices=("int8", "int16_selective", "int16"), default="int8",
                    help="precision config (default int8)")
-    p.add_argument("--calib-size", metavar="N", type=positive_int, default=None,
+    p.add_argument("--calib-size", metavar="N", type=calib_size, default=None,
                    help="calibration samples. Default: the first of the manifest's calibration.sizes")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto (DFC if installed, else ort), ort (hailo-qa's approximation) or dfc (Hailo's)")
     p.add_argument("--n-eval", metavar="N", type=positive_int, default=4,
                    help="held-out evaluation inputs (see hailo_qa.quant.evaluation; default 4)")
-    p.add_argument("--seed", metavar="S", type=int, default=0,
+    p.add_argument("--seed", metavar="S", type=non_negative_int, default=0,
                    help="seed of random evaluation feeds, for models without samples (default 0)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
                    help="cache folder for splits and quantized models. Default: $HAILO_QA_STATE_DIR/work")
@@ -38,8 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from hailo_qa.quant.evaluation import evaluate_quantization
 
     spec = load_manifest(args.manifest).get(args.model)
+    from hailo_qa.toolchain import require_emulator
+
+    require_emulator(args.backend)  # one refusal before any work
     size = args.calib_size or spec.calibration.sizes[0]
     work = args.work_dir or (config.STATE_DIR / "work")
+    from hailo_qa.fsutil import check_out_dir
+
+    check_out_dir(work, "--work-dir")
     result = evaluate_quantization(spec, config=args.config, calib_size=size, backend=args.backend, work_dir=work,
                                    n_eval=args.n_eval, seed=args.seed)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())

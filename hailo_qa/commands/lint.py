@@ -4,24 +4,14 @@ from __future__ import annotations
 HELP = "report which ONNX nodes Hailo-8 rejects, why, and the workaround (rules approximate the DFC parser)"
 
 
-def parse_shape(value: str) -> tuple[str, list[int]]:
-    """``NAME=1,3,48,320`` → (name, dims)."""
-    import argparse
-
-    name, _, dims = value.partition("=")
-    try:
-        shape = [int(d) for d in dims.split(",")]
-    except ValueError:
-        shape = []
-    if not name or not shape or any(d <= 0 for d in shape):
-        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected NAME=d0,d1,... e.g. x=1,3,48,320")
-    return name, shape
+from hailo_qa.options import batch_size, non_negative_int  # noqa: E402
+from hailo_qa.options import input_shape as parse_shape  # noqa: E402  (NAME=1,3,48,320, bounded)
 
 
 def add_arguments(p) -> None:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--batch", type=int, default=1, help="static size for a dynamic batch (default 1)")
+    p.add_argument("--batch", type=batch_size, default=1, help="static size for a dynamic batch (default 1)")
     p.add_argument("--shape", type=parse_shape, action="append", default=[], metavar="NAME=D0,D1,..",
                    help="static shape of an input with dynamic dims, e.g. x=1,3,48,320 (repeatable)")
     p.add_argument("--input", action="append", dest="inputs", metavar="NAME",
@@ -29,7 +19,7 @@ def add_arguments(p) -> None:
     p.add_argument("--no-simplify", action="store_true", help="lint the graph as given (no constant folding)")
     p.add_argument("--no-dfc", action="store_true", help="do not consult the DFC parser even where installed")
     p.add_argument("--rules", metavar="TOML", help="alternative rule table")
-    p.add_argument("--limit", type=int, default=200, help="rows shown in the table (default 200)")
+    p.add_argument("--limit", type=non_negative_int, default=200, help="rows shown in the table (default 200)")
 
 
 def run(args) -> int:

@@ -5,10 +5,18 @@ HELP = "split a model into a device Stage 1 and a host Stage 2 (stage1.onnx, sta
 
 
 from hailo_qa.commands.lint import parse_shape  # noqa: E402,F401  (shared option parser)
+from hailo_qa.options import batch_size, verify_count  # noqa: E402
 
 
 def _names(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+    import argparse
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected comma-separated tensor or node "
+                                         "names, e.g. /model/conv5/Relu_output_0 (omit the option for an automatic "
+                                         "split)")
+    return names
 
 
 def add_arguments(p) -> None:
@@ -18,7 +26,7 @@ def add_arguments(p) -> None:
                    help="comma-separated Stage-1 output tensors (default: automatic)")
     p.add_argument("--end-nodes", type=_names, default=[], metavar="NAMES",
                    help="comma-separated Stage-1 end nodes (their outputs become the cut)")
-    p.add_argument("--batch", type=int, default=1, help="static size for a dynamic batch (default 1)")
+    p.add_argument("--batch", type=batch_size, default=1, help="static size for a dynamic batch (default 1)")
     p.add_argument("--shape", type=parse_shape, action="append", default=[], metavar="NAME=D0,D1,..",
                    help="static shape of an input with dynamic dims, e.g. x=1,3,48,320 (repeatable)")
     p.add_argument("--input", action="append", dest="inputs", metavar="NAME", help="the image input for Stage 1")
@@ -26,7 +34,7 @@ def add_arguments(p) -> None:
                    help="accept an explicit Stage 1 holding ops the rules reject (e.g. the DFC accepts them)")
     p.add_argument("--no-dfc", action="store_true",
                    help="do not ask the DFC parser for end nodes even where it is installed")
-    p.add_argument("--verify", type=int, default=1, metavar="N",
+    p.add_argument("--verify", type=verify_count, default=1, metavar="N",
                    help="check stage2(stage1(x)) == model(x) bit-exactly on N random inputs (0: skip; default 1)")
 
 
@@ -34,9 +42,11 @@ def run(args) -> int:
     import numpy as np
 
     from hailo_qa import toolchain
+    from hailo_qa.fsutil import check_out_dir
     from hailo_qa.graph.split import render_report, stages_from_onnx, write_stages
     from hailo_qa.graph.verify import verify_split
 
+    check_out_dir(args.out, "--out")  # a file or a read-only folder fails before the work, not after
     result = stages_from_onnx(args.model, cut=args.cut, end_nodes=args.end_nodes, batch=args.batch,
                               shapes=dict(args.shape) or None,
                               image_inputs=args.inputs, allow_rejected=args.allow_rejected,

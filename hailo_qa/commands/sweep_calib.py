@@ -24,7 +24,7 @@ def _tolerance(value: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from hailo_qa.options import positive_int
+    from hailo_qa.options import non_negative_int, positive_int
     from hailo_qa.quant.emulator import BACKENDS
     from hailo_qa.quant.evaluation import DEFAULT_KNEE_TOL_DB
 
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{DEFAULT_KNEE_TOL_DB})")
     p.add_argument("--n-eval", metavar="N", type=positive_int, default=4,
                    help="evaluation inputs at least: held-out manifest samples, then random in-range feeds (default 4)")
-    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the random evaluation feeds (default 0)")
+    p.add_argument("--seed", metavar="S", type=non_negative_int, default=0, help="seed of the random evaluation feeds (default 0)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
                    help="cache folder for splits and quantized models. Default: $HAILO_QA_STATE_DIR/work")
 
@@ -57,9 +57,16 @@ def run(args: argparse.Namespace) -> int:
     from hailo_qa.quant.evaluation import parse_sizes, sweep_calibration, write_sweep
 
     sizes = parse_sizes(args.sizes)  # before loading anything: a typo fails fast
+    from hailo_qa.toolchain import require_emulator
+
+    require_emulator(args.backend)  # one refusal before any work
     spec = load_manifest(args.manifest).get(args.model)
     out = Path(args.out) if args.out else config.STATE_DIR / "sweeps" / f"{spec.name}-{args.config}"
     work = args.work_dir or (config.STATE_DIR / "work")
+    from hailo_qa.fsutil import check_out_dir
+
+    check_out_dir(work, "--work-dir")
+    check_out_dir(out, "--out")
     print(f"sweep-calib {spec.name} [{args.config}]: sizes {', '.join(map(str, sizes))}", file=sys.stderr, flush=True)
 
     def progress(k: int, total: int, r, elapsed: float) -> None:

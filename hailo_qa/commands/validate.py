@@ -6,11 +6,13 @@ HELP = ("the main job: lint + split + bit-exact proof + quantization emulation o
 
 
 def add_arguments(p) -> None:
+    from hailo_qa.options import calib_size
+
     p.add_argument("--manifest", metavar="PATH", default=None, help="model manifest. Default: fixtures/models.toml")
     p.add_argument("--models", metavar="NAMES", default=None, help="comma-separated subset of manifest models")
     p.add_argument("--config", choices=("int8", "int16_selective", "int16"), default="int8",
                    help="precision config to emulate (default int8)")
-    p.add_argument("--calib-size", type=int, default=None, metavar="N",
+    p.add_argument("--calib-size", type=calib_size, default=None, metavar="N",
                    help="calibration samples. Default: each model's first calibration.sizes entry")
     p.add_argument("--backend", choices=("auto", "ort", "dfc"), default="auto",
                    help="emulator: auto (the DFC if installed, else hailo-qa's built-in ORT approximation)")
@@ -27,19 +29,27 @@ def run(args) -> int:
 
     from hailo_qa import config
     from hailo_qa.errors import ManifestError
+    from hailo_qa.fsutil import check_out_dir
     from hailo_qa.jobs.validate import record, render, validate
     from hailo_qa.manifest import load_manifest
 
     manifest = load_manifest(args.manifest)
+    from hailo_qa.toolchain import require_emulator
+
+    require_emulator(args.backend)  # one refusal before any work
     specs = list(manifest)
     if args.models:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
+        if not names:
+            raise ManifestError(f"--models {args.models!r} names no model", note="expected comma-separated manifest "
+                                f"model names, e.g. {','.join(manifest.names()[:2])}", hint="or omit --models for all")
         specs = [manifest.get(n) for n in names]
     if args.calib_size is not None and args.calib_size < 1:
         raise ManifestError(f"--calib-size {args.calib_size} is not positive", note="expected e.g. 16")
     work = Path(args.work_dir) if args.work_dir else config.STATE_DIR / "work"
+    check_out_dir(work, "--work-dir" if args.work_dir else "the work folder (HAILO_QA_STATE_DIR/work)")
     results = validate(specs, work_dir=work, config=args.config, calib_size=args.calib_size, backend=args.backend,
-                       progress=lambda m: print(m, file=sys.stderr, flush=True))
+                       progress=lambda m: print(m, file=sys.stderr, flush=True), reraise=args.debug)
     print(json.dumps([r.to_dict() for r in results], indent=2) if args.json else render(results, args.config))
     if args.history != "off":
         path = Path(args.history) if args.history else config.HISTORY_DB

@@ -54,10 +54,20 @@ def static_shapes(model: onnx.ModelProto, *, batch: int = 1,
         if len(shp) != len(shapes[name]):
             raise GraphError(f"input '{name}' has rank {len(shapes[name])} but the shape given is {list(shp)}",
                              note=f"the model declares {list(shapes[name])}", hint="give one size per dim")
+        fixed = [(k, d, int(v)) for k, (d, v) in enumerate(zip(shapes[name], shp)) if isinstance(d, int) and d > 0
+                 and int(v) != d]
+        if fixed:
+            k, d, v = fixed[0]
+            raise GraphError(f"--shape {name}={','.join(map(str, shp))} conflicts with the model: axis {k} is fixed "
+                             f"at {d}, not {v}", note=f"the model declares {list(shapes[name])}; only its dynamic "
+                             f"dims can be set", hint=f"keep the static sizes, e.g. {name}="
+                             + ",".join(str(x if isinstance(x, int) and x > 0 else y)
+                                        for x, y in zip(shapes[name], shp)))
     out = {}
     for name, dims in shapes.items():
         if name in overrides:
             out[name] = tuple(int(d) for d in overrides[name])
+            _check_size(name, out[name])
             continue
         dynamic = [k for k, d in enumerate(dims) if k > 0 and not (isinstance(d, int) and d > 0)]
         if dynamic:
@@ -68,7 +78,20 @@ def static_shapes(model: onnx.ModelProto, *, batch: int = 1,
                              hint=f"pass the size you deploy at: --shape {name}={example} (N = your size), or set "
                                   f"the input's shape in the manifest")
         out[name] = tuple(d if isinstance(d, int) and d > 0 else batch for d in dims)
+        _check_size(name, out[name])
     return out
+
+
+def _check_size(name: str, shape: Sequence[int]) -> None:
+    """Refuse absurd input sizes before anything is allocated (see :data:`hailo_qa.options.MAX_INPUT_ELEMENTS`)."""
+    from hailo_qa.options import MAX_INPUT_ELEMENTS, size_problem
+
+    why = size_problem(shape)
+    if why:
+        raise GraphError(f"input '{name}' would have shape {list(shape)}: {why}",
+                         note=f"expected positive dims below 2**31 and at most {MAX_INPUT_ELEMENTS:,} elements per "
+                              "input (the Hailo-8 takes one frame of a few megabytes)",
+                         hint="check --shape / --batch (or the manifest's split.batch)")
 
 
 def shape_computation_nodes(model: onnx.ModelProto) -> list[str]:

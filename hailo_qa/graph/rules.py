@@ -54,17 +54,47 @@ class Verdict:
 @functools.cache
 def load_rules(path: str | None = None) -> dict[str, OpRule]:
     """The rule table. Defaults to the packaged ``hailo8_rules.toml``."""
-    text = (open(path, encoding="utf-8").read() if path else
-            resources.files("hailo_qa.graph").joinpath("hailo8_rules.toml").read_text(encoding="utf-8"))
-    raw = tomllib.loads(text)
+    if path:
+        return _user_rules(path)
+    text = resources.files("hailo_qa.graph").joinpath("hailo8_rules.toml").read_text(encoding="utf-8")
+    return _parse_rules(tomllib.loads(text), InternalError)
+
+
+def _user_rules(path: str) -> dict[str, OpRule]:
+    """A rule table given by the user (``--rules``): every problem is an :class:`InputFileError` naming the file."""
+    from hailo_qa.errors import InputFileError
+
+    def bad(what: str) -> InputFileError:
+        return InputFileError(f"rule table '{path}' {what}", note="expected a TOML file of [ops.<OpType>] tables "
+                              "with status = supported|conditional|unsupported (like hailo_qa/graph/hailo8_rules.toml)",
+                              hint="fix the file, or drop --rules to use the packaged Hailo-8 table")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = tomllib.loads(f.read())
+    except (OSError, UnicodeDecodeError) as err:
+        raise bad(f"cannot be read ({getattr(err, 'strerror', None) or err})") from err
+    except tomllib.TOMLDecodeError as err:
+        raise bad(f"is not valid TOML ({err})") from err
+    unknown = sorted(set(raw) - {"ops"})
+    if unknown or not isinstance(raw.get("ops"), dict) or not raw["ops"]:
+        raise bad(f"has no [ops.*] tables" + (f" (unknown top-level keys {unknown})" if unknown else ""))
+    return _parse_rules(raw, lambda msg: bad(msg.removeprefix("rule table: ")))
+
+
+def _parse_rules(raw: Mapping[str, Any], error: Callable[[str], Exception]) -> dict[str, OpRule]:
     rules = {}
     for op, r in raw.get("ops", {}).items():
+        if not isinstance(r, dict):
+            raise error(f"rule table: ops.{op} is not a table")
         unknown = set(r) - {"status", "conditions", "reason", "workaround", "evidence", "int_outputs_ok"}
         if unknown or r.get("status") not in STATUSES:
-            raise InternalError(f"rule table: bad entry ops.{op} (unknown keys {unknown}, status {r.get('status')})")
-        for c in r.get("conditions", []):
+            raise error(f"rule table: bad entry ops.{op} (unknown keys {sorted(unknown)}, status {r.get('status')!r})")
+        conds = r.get("conditions", [])
+        if not isinstance(conds, list) or any(not isinstance(c, dict) for c in conds):
+            raise error(f"rule table: ops.{op}.conditions is not a list of tables")
+        for c in conds:
             if c.get("check") not in CHECKS:
-                raise InternalError(f"rule table: ops.{op} uses unknown check {c.get('check')!r}")
+                raise error(f"rule table: ops.{op} uses unknown check {c.get('check')!r}")
         rules[op] = OpRule(op, r["status"], tuple(r.get("conditions", ())), r.get("reason", ""),
                            r.get("workaround", ""), r.get("evidence", "U"), bool(r.get("int_outputs_ok", False)))
     return rules

@@ -23,7 +23,7 @@ from typing import Any
 import onnx
 
 from hailo_qa.errors import GraphError, InputFileError, did_you_mean
-from hailo_qa.fsutil import atomic_write
+from hailo_qa.fsutil import atomic_write, ensure_dir
 from hailo_qa.graph.index import GraphIndex
 from hailo_qa.graph.io import load_onnx, sha256_file, sha256_model
 from hailo_qa.graph.lint import classify, pick_image_inputs
@@ -124,6 +124,11 @@ def _validate_names(g: GraphIndex, original: onnx.ModelProto, cut: Sequence[str]
             raise GraphError(f"cut tensor '{t}' is a constant after folding",
                              note="cut tensors must be computed from the image inputs",
                              hint="cut at a tensor that depends on the input")
+        if t in g.inputs:
+            raise GraphError(f"cut tensor '{t}' is a graph input",
+                             note="cut tensors are computed by Stage 1: Stage 1 needs at least one node",
+                             hint="cut at a tensor produced from the input (list them with: hailo-qa lint MODEL "
+                                  "--json)")
         if t not in tensors:
             orig = {o for n in original.graph.node for o in n.output}
             extra = (" (it exists in the original graph but was folded away by the simplifier)"
@@ -358,8 +363,7 @@ def render_report(report: Mapping[str, Any]) -> str:
 
 def write_stages(result: SplitResult, out_dir: str | Path) -> SplitResult:
     """Write ``stage1.onnx``, ``stage2.onnx``, ``split_report.json`` and ``split_report.md`` (atomically)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out_dir, "split output folder")
     files = {"stage1.onnx": result.stage1.SerializeToString(), "stage2.onnx": result.stage2.SerializeToString(),
              "split_report.json": json.dumps(result.report, indent=2).encode(),
              "split_report.md": render_report(result.report).encode()}

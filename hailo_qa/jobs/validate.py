@@ -58,8 +58,9 @@ def _proof(spec: ModelSpec, split, n_random: int, seed: int) -> tuple[bool, int,
 
 
 def validate_model(spec: ModelSpec, *, work_dir: Path, config: str = "int8", calib_size: int | None = None,
-                   backend: str = "auto", n_random: int = 2, seed: int = 0) -> ModelValidation:
-    """Validate one manifest model. Never raises a :class:`QAError`: it becomes a ``fail`` with its step."""
+                   backend: str = "auto", n_random: int = 2, seed: int = 0, reraise: bool = False) -> ModelValidation:
+    """Validate one manifest model. Never raises: a :class:`QAError` — or any other exception, an internal error,
+    unless ``reraise`` (``--debug``) — becomes a ``fail`` with its step, so one model cannot sink the others."""
     t0 = time.perf_counter()
     if not spec.available:
         return ModelValidation(spec.name, "skip", notes=(spec.unavailable,))
@@ -106,15 +107,32 @@ def validate_model(spec: ModelSpec, *, work_dir: Path, config: str = "int8", cal
     except QAError as err:
         return ModelValidation(spec.name, "fail", figures, tuple(notes), step, str(err), backend_label,
                                time.perf_counter() - t0)
+    except Exception as err:  # noqa: BLE001 - a bug must not sink the other models' results
+        if reraise:
+            raise
+        return ModelValidation(spec.name, "fail", figures, tuple(notes), step,
+                               f"internal error: {type(err).__name__}: {err}{_where(err)}\n"
+                               "Note: this is a bug in hailo-qa; the other models were validated and recorded.\n"
+                               "Hint: rerun this model with --debug (hailo-qa --debug validate --models "
+                               f"{spec.name}) and report the traceback.", backend_label, time.perf_counter() - t0)
+
+
+def _where(err: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
 
 
 def validate(models: Sequence[ModelSpec], *, work_dir: Path, config: str = "int8", calib_size: int | None = None,
-             backend: str = "auto", progress: Callable[[str], None] | None = None) -> list[ModelValidation]:
+             backend: str = "auto", progress: Callable[[str], None] | None = None,
+             reraise: bool = False) -> list[ModelValidation]:
     out = []
     for i, spec in enumerate(models, 1):
         if progress:
             progress(f"[{i}/{len(models)}] {spec.name} …")
-        out.append(validate_model(spec, work_dir=work_dir, config=config, calib_size=calib_size, backend=backend))
+        out.append(validate_model(spec, work_dir=work_dir, config=config, calib_size=calib_size, backend=backend,
+                                  reraise=reraise))
         if progress:
             r = out[-1]
             progress(f"[{i}/{len(models)}] {spec.name}: {r.status}"

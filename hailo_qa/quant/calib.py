@@ -558,7 +558,7 @@ def _npy_header(f: Path, ctx: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
         a = np.load(f, mmap_mode="r")  # reads the header and maps the data lazily; nothing is copied
         return tuple(a.shape), a.dtype
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise InputFileError(f"'{f}' is not a readable .npy file ({err})", note="expected an array saved by np.save",
                              hint="re-save the file; it may be truncated or of another format", context=ctx) from err
 

@@ -406,15 +406,15 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     Raises:
         InputDataError: empty, non-integer or non-positive entries.
     """
-    from hailo_qa.options import sizes_or_none
+    from hailo_qa.options import MAX_CALIB_SIZE, sizes_or_none
 
     out = sizes_or_none(text)
     if out is None:
         parts = [p.strip() for p in str(text).split(",")]
-        bad = [p for p in parts if not p.isdigit() or int(p) < 1]
+        bad = [p for p in parts if not p.isdigit() or not 1 <= int(p) <= MAX_CALIB_SIZE]
         raise InputDataError(f"calibration sizes {text!r} are not a list of positive integers"
                              + (f" (bad: {', '.join(repr(b) for b in bad)})" if bad else ""),
-                             note="expected comma-separated integers >= 1",
+                             note=f"expected comma-separated integers from 1 to {MAX_CALIB_SIZE}",
                              hint="e.g. --sizes 16,64,256,1024")
     return out
 

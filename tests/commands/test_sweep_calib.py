@@ -93,7 +93,7 @@ def test_unwritable_out_exits_2_and_keeps_old_files(tmp_path, capsys):
     blocker.write_text("keep me")
     assert main(["sweep-calib", "mtcnn_onet", "--sizes", "4", "--backend", "ort", "--out", str(blocker / "sub"),
                  "--work-dir", str(tmp_path / "w")]) == 2
-    assert "cannot write the sweep" in capsys.readouterr().err and blocker.read_text() == "keep me"
+    assert "is not a folder" in capsys.readouterr().err and blocker.read_text() == "keep me"  # refused before work
 
 
 def test_bad_knee_tolerance_is_an_argument_error(capsys):

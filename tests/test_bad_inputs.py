@@ -1,0 +1,438 @@
+"""The bad-input corpus: every kind of bad input × its cases, each with the first line of the error it must give.
+
+One module generates the whole corpus (:data:`CASES`, kinds × cases). Each case runs the command line in-process
+(``hailo_qa.cli.main``, no subprocess) against a workspace of bad files built once, and must end in the suite's
+error form — ``error: <what>`` then ``Note:``/``Hint:`` lines — with exit code 2 and no traceback. The expected
+first line is written beside each case (``{ws}`` is the workspace folder); a case passes when the printed first
+line starts with it, so the sentence is pinned while OS details after it (``strerror`` text) may vary.
+
+Kinds: ``option`` (command-line values: batch, shape, limits, counts), ``graph`` (--shape against the model,
+--cut, --input, end nodes), ``model-file``, ``rules`` (--rules table), ``out`` (--out/--work-dir that is a file),
+``manifest``, ``samples`` (corrupt .npy/.npz, decompression bombs), ``calibration``, ``hef``, ``toolchain``.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hailo_qa.cli import main
+from tests.graph.models import conv_topk, save
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    name: str
+    argv: tuple[str, ...]  # "{ws}" is replaced by the workspace folder
+    first_line: str  # the printed error's first line starts with this ("{ws}" replaced)
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+def _value_error(opt: str, value: str) -> str:
+    return f"error: argument {opt}: Could not parse value: {value!r}"
+
+
+# ---------------------------------------------------------------------------------------------------- option values
+MODEL = "{ws}/dyn.onnx"  # images[N,3,8,8] -> ... (dynamic batch)
+STATIC = "{ws}/static.onnx"  # images[1,3,8,8]
+MANIFEST = "{ws}/good.toml"  # one model 'm' (STATIC), samples + calibration from .npy
+
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "lint": ("lint", MODEL),
+    "split": ("split", MODEL, "--out", "{ws}/out"),
+    "calib": ("calib", "m", "--manifest", MANIFEST),
+    "emulate": ("emulate", "m", "--manifest", MANIFEST, "--backend", "ort"),
+    "sweep-calib": ("sweep-calib", "m", "--manifest", MANIFEST, "--backend", "ort"),
+    "validate": ("validate", "--manifest", MANIFEST, "--history", "off"),
+}
+
+# option -> (commands, bad values). Every value here must be refused by the option's parser.
+INT_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "--batch": (("lint", "split"), ("0", "-1", "-2147483648", "4097", "2147483648", "99999999999999999999", "1.5",
+                                    "abc", "", "1e3", "nan")),
+    "--limit": (("lint",), ("-1", "abc", "1.5", "")),
+    "--verify": (("split",), ("-1", "1001", "1e9", "abc", "")),
+    "--size": (("calib",), ("0", "-1", "100000000", "65537", "abc", "")),
+    "--calib-size": (("emulate", "validate"), ("0", "-5", "100000000", "abc")),
+    "--seed": (("calib", "emulate", "sweep-calib"), ("-1", "abc")),
+    "--n-eval": (("emulate", "sweep-calib"), ("0", "-1", "abc")),
+    "--knee-tol": (("sweep-calib",), ("-0.5", "nan", "abc")),
+}
+
+
+def _option_cases() -> list[Case]:
+    out = []
+    for opt, (cmds, values) in INT_OPTIONS.items():
+        for cmd in cmds:
+            for v in values:
+                out.append(Case("option", f"{cmd} {opt} {v!r}", (*COMMANDS[cmd], opt, v), _value_error(opt, v)))
+    for cmd in ("lint", "split"):
+        for v in ("images=", "=1,3,8,8", "images", "images=1,3,x,8", "images=0,3,8,8", "images=-1,3,8,8",
+                  "images=2147483648,3,8,8", "images=1,3,100000,100000", "images=99999999999999999999,3,8,8",
+                  "images=1,3,8,8,"):
+            out.append(Case("option", f"{cmd} --shape {v!r}", (*COMMANDS[cmd], "--shape", v),
+                            _value_error("--shape", v)))
+    for v in ("", ",", " , "):
+        out.append(Case("option", f"split --cut {v!r}", (*COMMANDS["split"], "--cut", v), _value_error("--cut", v)))
+        out.append(Case("option", f"split --end-nodes {v!r}", (*COMMANDS["split"], "--end-nodes", v),
+                        _value_error("--end-nodes", v)))
+    for v in ("0", "16,0", "-4", "abc", "", "100000000", "16,,64"):
+        out.append(Case("option", f"sweep-calib --sizes {v!r}", (*COMMANDS["sweep-calib"], "--sizes", v),
+                        f"error: calibration sizes {v!r} are not a list of positive integers"))
+    out += [
+        Case("option", "validate --models ','", (*COMMANDS["validate"], "--models", ","),
+             "error: --models ',' names no model"),
+        Case("option", "validate --models unknown", (*COMMANDS["validate"], "--models", "nope"),
+             "error: model 'nope' is not in the manifest"),
+        Case("option", "emulate --config int4", (*COMMANDS["emulate"], "--config", "int4"),
+             "error: argument --config: invalid choice: 'int4'"),
+        Case("option", "lint without a model", ("lint",), "error: the following arguments are required: model"),
+        Case("option", "split without --out", ("split", MODEL), "error: the following arguments are required: --out"),
+    ]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- graph / model file
+def _graph_cases() -> list[Case]:
+    split, lint = COMMANDS["split"], COMMANDS["lint"]
+    out = [
+        Case("graph", "--shape fixed batch conflicts", ("lint", STATIC, "--shape", "images=2,3,8,8"),
+             "error: --shape images=2,3,8,8 conflicts with the model: axis 0 is fixed at 1, not 2"),
+        Case("graph", "--shape fixed H conflicts", ("lint", STATIC, "--shape", "images=1,3,16,8"),
+             "error: --shape images=1,3,16,8 conflicts with the model: axis 2 is fixed at 8, not 16"),
+        Case("graph", "--shape fixed C conflicts (split)", ("split", STATIC, "--out", "{ws}/out", "--shape",
+                                                            "images=1,1,8,8"),
+             "error: --shape images=1,1,8,8 conflicts with the model: axis 1 is fixed at 3, not 1"),
+        Case("graph", "--shape wrong rank", (*lint, "--shape", "images=1,3,8"),
+             "error: input 'images' has rank 4 but the shape given is [1, 3, 8]"),
+        Case("graph", "--shape unknown input", (*lint, "--shape", "image=1,3,8,8"),
+             "error: input shape given for 'image', which is not a model input"),
+        Case("graph", "--cut is the input", (*split, "--cut", "images"), "error: cut tensor 'images' is a graph input"),
+        Case("graph", "--cut input among others", (*split, "--cut", "r,images"),
+             "error: cut tensor 'images' is a graph input"),
+        Case("graph", "--cut unknown tensor", (*split, "--cut", "rr"), "error: cut tensor 'rr' does not exist"),
+        Case("graph", "--end-nodes unknown", (*split, "--end-nodes", "nope"), "error: end node 'nope' does not exist"),
+        Case("graph", "--end-nodes is the input", (*split, "--end-nodes", "images"),
+             "error: end node 'images' does not exist"),
+        Case("graph", "--input unknown (split)", (*split, "--input", "zz"), "error: 'zz' is not an input of"),
+        Case("graph", "--input unknown (lint)", (*lint, "--input", "zz"), "error: 'zz' is not an input of"),
+    ]
+    files = {"missing": ("{ws}/missing.onnx", "error: ONNX model '{ws}/missing.onnx' does not exist"),
+             "a folder": ("{ws}/adir", "error: '{ws}/adir' is a directory, not an ONNX file"),
+             "empty": ("{ws}/empty.bin", "error: ONNX model '{ws}/empty.bin' is empty (0 bytes)"),
+             "garbage": ("{ws}/garbage.bin", "error: '{ws}/garbage.bin' could not be parsed as ONNX"),
+             "truncated": ("{ws}/truncated.onnx", "error: '{ws}/truncated.onnx' could not be parsed as ONNX"),
+             "a TOML file": ("{ws}/good.toml", "error: '{ws}/good.toml' could not be parsed as ONNX")}
+    for what, (path, line) in files.items():
+        out.append(Case("model-file", f"lint: {what}", ("lint", path), line))
+        out.append(Case("model-file", f"split: {what}", ("split", path, "--out", "{ws}/out"), line))
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------- rules table
+RULES = {
+    "missing": ("{ws}/nope.toml", "error: rule table '{ws}/nope.toml' cannot be read (No such file or directory)"),
+    "a folder": ("{ws}/adir", "error: rule table '{ws}/adir' cannot be read"),
+    "binary": ("{ws}/dyn.onnx", "error: rule table '{ws}/dyn.onnx' cannot be read"),
+    "malformed": ("{ws}/rules_malformed.toml", "error: rule table '{ws}/rules_malformed.toml' is not valid TOML"),
+    "empty": ("{ws}/empty.bin", "error: rule table '{ws}/empty.bin' has no [ops.*] tables"),
+    "wrong schema": ("{ws}/rules_schema.toml",
+                     "error: rule table '{ws}/rules_schema.toml' has no [ops.*] tables (unknown top-level keys"),
+    "bad status": ("{ws}/rules_status.toml",
+                   "error: rule table '{ws}/rules_status.toml' bad entry ops.Conv (unknown keys [], status 'maybe')"),
+    "unknown key": ("{ws}/rules_key.toml",
+                    "error: rule table '{ws}/rules_key.toml' bad entry ops.Conv (unknown keys ['colour']"),
+    "unknown check": ("{ws}/rules_check.toml",
+                      "error: rule table '{ws}/rules_check.toml' ops.Relu uses unknown check 'rank_exact'"),
+    "op not a table": ("{ws}/rules_scalar.toml", "error: rule table '{ws}/rules_scalar.toml' ops.Conv is not a table"),
+    "conditions not a list": ("{ws}/rules_conds.toml",
+                              "error: rule table '{ws}/rules_conds.toml' ops.Relu.conditions is not a list of tables"),
+}
+
+
+def _rules_cases() -> list[Case]:
+    out = []
+    for what, (path, line) in RULES.items():
+        out.append(Case("rules", f"lint: {what}", (*COMMANDS["lint"], "--rules", path), line))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ output folders
+def _out_cases() -> list[Case]:
+    return [
+        Case("out", "split --out is a file", ("split", MODEL, "--out", "{ws}/afile"),
+             "error: --out '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "split --out under a file", ("split", MODEL, "--out", "{ws}/afile/sub"),
+             "error: --out '{ws}/afile/sub' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "sweep-calib --out is a file", (*COMMANDS["sweep-calib"], "--sizes", "4", "--out", "{ws}/afile"),
+             "error: --out '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "emulate --work-dir is a file", (*COMMANDS["emulate"], "--work-dir", "{ws}/afile"),
+             "error: --work-dir '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "sweep-calib --work-dir under a file", (*COMMANDS["sweep-calib"], "--work-dir",
+                                                            "{ws}/afile/w"),
+             "error: --work-dir '{ws}/afile/w' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "validate --work-dir is a file", (*COMMANDS["validate"], "--work-dir", "{ws}/afile"),
+             "error: --work-dir '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------------- manifest
+GOOD_INPUT = 'name = "images"\nshape = [1, 3, 8, 8]\nrange = [0.0, 1.0]\n'
+
+
+def _manifest_text(*, inputs: str = GOOD_INPUT, model: str = "", calib: str = "", top: str = "",
+                   thresholds: str = "") -> str:
+    return (f'{top}[models.m]\nfile = "static.onnx"\nsamples = ["samples/*.npy"]\n{model}\n'
+            f'[[models.m.inputs]]\n{inputs}\n[models.m.calibration]\nsource = "calib"\n{calib}\n{thresholds}')
+
+
+MANIFESTS: dict[str, tuple[str, str]] = {
+    # name -> (TOML text, expected first line after "error: {ws}/man_<name>.toml: ")
+    "range nan": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 8, 8]\nrange = [nan, 1.0]\n'),
+                  "models.m.inputs[0].range is [nan, 1.0]"),
+    "range inf": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 8, 8]\nrange = [0.0, inf]\n'),
+                  "models.m.inputs[0].range is [0.0, inf]"),
+    "range -inf": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 8, 8]\nrange = [-inf, 0.0]\n'),
+                   "models.m.inputs[0].range is [-inf, 0.0]"),
+    "range reversed": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 8, 8]\nrange = [1.0, 0.0]\n'),
+                       "models.m.inputs[0].range is [1.0, 0.0]"),
+    "range of 3": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 8, 8]\nrange = [0.0, 0.5, 1.0]\n'),
+                   "models.m.inputs[0].range is [0.0, 0.5, 1.0]"),
+    "range strings": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 8, 8]\nrange = ["0", "1"]\n'),
+                      "models.m.inputs[0].range is ['0', '1']"),
+    "shape zero": (_manifest_text(inputs='name = "images"\nshape = [0, 3, 8, 8]\n'),
+                   "models.m.inputs[0].shape is [0, 3, 8, 8]"),
+    "shape empty": (_manifest_text(inputs='name = "images"\nshape = []\n'), "models.m.inputs[0].shape is []"),
+    "shape float": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 8.5, 8]\n'),
+                    "models.m.inputs[0].shape is [1, 3, 8.5, 8]"),
+    "dtype unknown": (_manifest_text(inputs=GOOD_INPUT + 'dtype = "float8"\n'), "models.m.inputs[0].dtype is 'float8'"),
+    "layout unknown": (_manifest_text(inputs=GOOD_INPUT + 'layout = "CHWN"\n'),
+                       "models.m.inputs[0].layout is 'CHWN'"),
+    "float for an int input": (_manifest_text(inputs=GOOD_INPUT) + '[[models.m.inputs]]\nname = "size"\nshape = [1, 2]'
+                               '\ndtype = "int64"\nrole = "host"\nvalue = [640.0, 640.5]\n',
+                               "models.m.inputs[1].value holds a float ([640.0, 640.5]) for a int64 input"),
+    "sizes empty": (_manifest_text(calib="sizes = []"), "models.m.calibration.sizes is []"),
+    "sizes zero": (_manifest_text(calib="sizes = [0]"), "models.m.calibration.sizes is [0]"),
+    "sizes negative": (_manifest_text(calib="sizes = [16, -4]"), "models.m.calibration.sizes is [16, -4]"),
+    "sizes 10**8": (_manifest_text(calib="sizes = [100000000]"), "models.m.calibration.sizes is [100000000]"),
+    "sizes strings": (_manifest_text(calib='sizes = ["16"]'), "models.m.calibration.sizes is ['16']"),
+    "max_samples negative": (_manifest_text(calib="max_samples = -1"), "models.m.calibration.max_samples is -1"),
+    "max_samples zero": (_manifest_text(calib="max_samples = 0"), "models.m.calibration.max_samples is 0"),
+    "max_samples float": (_manifest_text(calib="max_samples = 1.5"),
+                          "models.m.calibration.max_samples has the wrong type (float 1.5)"),
+    "seed negative": (_manifest_text(calib="seed = -3"), "models.m.calibration.seed is -3"),
+    "calibration unknown key": (_manifest_text(calib="size = 64"), "unknown key 'models.m.calibration.size'"),
+    "threshold nan": (_manifest_text(thresholds="[models.m.thresholds.emulator.int8]\nmin_snr_db = nan\n"),
+                      "models.m.thresholds.emulator.int8.min_snr_db is nan"),
+    "threshold inf": (_manifest_text(thresholds="[models.m.thresholds.emulator]\nmin_cosine = inf\n"),
+                      "models.m.thresholds.emulator.min_cosine is inf"),
+    "threshold string": (_manifest_text(thresholds='[models.m.thresholds.emulator]\nmin_cosine = "0.99"\n'),
+                         "models.m.thresholds.emulator.min_cosine has the wrong type (str '0.99')"),
+    "threshold unknown config": (_manifest_text(thresholds="[models.m.thresholds.emulator.int4]\nmin_snr_db = 30\n"),
+                                 "unknown threshold section 'models.m.thresholds.emulator.int4'"),
+    "threshold unknown config (embedding)": (
+        _manifest_text(thresholds="[models.m.thresholds.embedding.emulator.int12]\nmin_cosine = 0.9\n"),
+        "unknown threshold section 'models.m.thresholds.embedding.emulator.int12'"),
+    "threshold unknown target": (_manifest_text(thresholds="[models.m.thresholds.embedding.gpu]\nmin_cosine = 0.9\n"),
+                                 "unknown threshold section 'models.m.thresholds.embedding.gpu'"),
+    "threshold unknown section": (_manifest_text(thresholds="[models.m.thresholds.latency]\nmax_ms = 3\n"),
+                                  "unknown threshold section 'models.m.thresholds.latency'"),
+    "threshold unknown key": (_manifest_text(thresholds="[models.m.thresholds.emulator]\nmin_snr = 30\n"),
+                              "unknown threshold key 'models.m.thresholds.emulator.min_snr'"),
+    "unknown model key": (_manifest_text(model='fiel = "x.onnx"'), "unknown key 'models.m.fiel'"),
+    "unknown task": (_manifest_text(model='task = "segmentation"'), "models.m.task is 'segmentation'"),
+    "missing file": (_manifest_text().replace('file = "static.onnx"', 'file = "gone.onnx"'),
+                     "models.m.file names a missing file 'gone.onnx'"),
+    "samples match nothing": (_manifest_text().replace('samples = ["samples/*.npy"]', 'samples = ["none/*.npy"]'),
+                              "models.m.samples entry 'none/*.npy' matches no file"),
+    "another team's schema": (_manifest_text(top="schema = 2\n"), "<top>.schema is 2"),
+    "another team's layout": ('[[model]]\nname = "resnet"\npath = "resnet.onnx"\n', "unknown key 'model'"),
+    "split atol without reason": (_manifest_text(model="[models.m.split]\natol = 0.001"),
+                                  "models.m.split.atol = 0.001 has no written justification"),
+}
+MANIFEST_FILES = {  # whole-file problems: name -> (path, first line)
+    "a folder": ("{ws}/adir", "error: manifest '{ws}/adir' is a folder"),
+    "missing": ("{ws}/nope.toml", "error: manifest '{ws}/nope.toml' does not exist"),
+    "binary": ("{ws}/dyn.onnx", "error: manifest '{ws}/dyn.onnx' is not valid TOML"),
+    "malformed": ("{ws}/rules_malformed.toml", "error: manifest '{ws}/rules_malformed.toml' is not valid TOML"),
+    "empty": ("{ws}/empty.bin", "error: manifest '{ws}/empty.bin' registers no models"),
+}
+
+
+def _manifest_cases() -> list[Case]:
+    out = []
+    for name, (_, line) in MANIFESTS.items():
+        path = "{ws}/man_" + name.replace(" ", "_").replace("'", "").replace("*", "") + ".toml"
+        for cmd in ("calib", "validate"):
+            argv = ("calib", "m", "--manifest", path) if cmd == "calib" else ("validate", "--manifest", path,
+                                                                             "--history", "off")
+            out.append(Case("manifest", f"{cmd}: {name}", argv, f"error: {path}: {line}"))
+    for name, (path, line) in MANIFEST_FILES.items():
+        out.append(Case("manifest", f"file {name}", ("calib", "m", "--manifest", path), line))
+    return out
+
+
+def manifest_path(name: str) -> str:
+    return "man_" + name.replace(" ", "_").replace("'", "").replace("*", "") + ".toml"
+
+
+# ---------------------------------------------------------------------------------------- samples and calibration
+SAMPLES = {  # file name -> first line when it is the calibration source's only file
+    "garbage.npy": "error: m | calib | '{ws}/cal_garbage.npy/garbage.npy' is not a readable .npy file",
+    "truncated.npy": "error: m | calib | '{ws}/cal_truncated.npy/truncated.npy' is not a readable .npy file",
+    "empty.npy": "error: m | calib | '{ws}/cal_empty.npy/empty.npy' is not a readable .npy file",
+    "garbage.npz": "error: m | calib | '{ws}/cal_garbage.npz/garbage.npz' is not a readable .npz file",
+    "truncated.npz": "error: m | calib | '{ws}/cal_truncated.npz/truncated.npz' is not a readable .npz file",
+    "nan.npy": "error: m | calib | 1 of 1 calibration samples hold NaN/Inf: nan.npy (1 NaN, 0 Inf)",
+    "bomb.png": "error: image '{ws}/cal_bomb.png/bomb.png' is too large to decode",
+    "garbage.png": "error: '{ws}/cal_garbage.png/garbage.png' could not be read as an image",
+}
+
+
+def _sample_cases() -> list[Case]:
+    out = []
+    for name, line in SAMPLES.items():
+        out.append(Case("samples", f"calibration source {name}",
+                        ("calib", "m", "--manifest", MANIFEST, "--size", "2", "--source", f"{{ws}}/cal_{name}"), line))
+    out += [
+        Case("calibration", "source missing", ("calib", "m", "--manifest", MANIFEST, "--source", "{ws}/nowhere"),
+             "error: m | calib | calibration source '{ws}/nowhere' does not exist"),
+        Case("calibration", "source empty folder", ("calib", "m", "--manifest", MANIFEST, "--source", "{ws}/adir"),
+             "error: m | calib | calibration source '{ws}/adir' ({ws}/adir) holds no .npy/.npz/image file"),
+        Case("calibration", "size 10**8 refused before work", ("calib", "m", "--manifest", MANIFEST, "--size",
+                                                               "100000000"),
+             _value_error("--size", "100000000")),
+        Case("calibration", "unknown model", ("calib", "nope", "--manifest", MANIFEST),
+             "error: model 'nope' is not in the manifest"),
+    ]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- HEF files
+def _hef_cases() -> list[Case]:
+    return [
+        Case("hef", "missing", ("inspect", "{ws}/nope.hef"), "error: HEF file '{ws}/nope.hef' does not exist."),
+        Case("hef", "a folder", ("inspect", "{ws}/adir"), "error: '{ws}/adir' is a directory, not a HEF file."),
+        Case("hef", "empty", ("inspect", "{ws}/empty.bin"), "error: empty.bin is empty (0 bytes)."),
+        Case("hef", "an ONNX file", ("inspect", MODEL), "error: dyn.onnx is not a HEF file"),
+        Case("hef", "garbage", ("inspect", "{ws}/garbage.bin"), "error: garbage.bin is not a HEF file"),
+        Case("hef", "magic only", ("inspect", "{ws}/magic.hef"), "error: magic.hef is truncated"),
+        Case("hef", "bad --device-arch", ("inspect", MODEL, "--device-arch", "hailo15"),
+             "error: argument --device-arch: invalid choice: 'hailo15'"),
+    ]
+
+
+def _toolchain_cases() -> list[Case]:
+    line = "error: --backend dfc asks for the Hailo Dataflow Compiler emulator, but hailo_sdk_client is not importable"
+    return [Case("toolchain", f"{cmd} --backend dfc without the DFC",
+                 (*[a for a in COMMANDS[cmd] if a not in ("--backend", "ort")], "--backend", "dfc"), line)
+            for cmd in ("emulate", "sweep-calib", "validate")]
+
+
+CASES: list[Case] = (_option_cases() + _graph_cases() + _rules_cases() + _out_cases() + _manifest_cases()
+                     + _sample_cases() + _hef_cases() + _toolchain_cases())
+
+
+# -------------------------------------------------------------------------------------------------------- workspace
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` × ``height`` (a decompression bomb: the pixels are never there)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND",
+                                                                                                        b"")
+
+
+def build_workspace(ws: Path) -> None:
+    """Every bad file the corpus names, plus a small good model and manifest to aim the bad options at."""
+    if not __import__("importlib.util").util.find_spec("hailo_qa"):  # pragma: no cover
+        raise RuntimeError("hailo_qa is not importable")
+    save(conv_topk(), ws / "dyn.onnx")
+    save(conv_topk(batch=1), ws / "static.onnx")
+    (ws / "adir").mkdir()
+    (ws / "afile").write_text("not a folder\n")
+    (ws / "empty.bin").write_bytes(b"")
+    (ws / "garbage.bin").write_bytes(bytes(range(256)) * 4)
+    (ws / "truncated.onnx").write_bytes((ws / "dyn.onnx").read_bytes()[:100])
+    (ws / "magic.hef").write_bytes(bytes.fromhex("01484546"))
+    rules = {"rules_malformed.toml": "[ops.Conv\nstatus = \n",
+             "rules_schema.toml": '[[rule]]\nop = "Conv"\nstatus = "supported"\n',
+             "rules_status.toml": '[ops.Conv]\nstatus = "maybe"\n',
+             "rules_key.toml": '[ops.Conv]\nstatus = "supported"\ncolour = "red"\n',
+             "rules_check.toml": '[ops.Relu]\nstatus = "conditional"\nconditions = [{ check = "rank_exact" }]\n',
+             "rules_scalar.toml": 'ops = { Conv = "supported" }\n',
+             "rules_conds.toml": '[ops.Relu]\nstatus = "conditional"\nconditions = "rank_max"\n'}
+    for name, text in rules.items():
+        (ws / name).write_text(text)
+    rng = np.random.default_rng(0)
+    for d in ("samples", "calib"):
+        (ws / d).mkdir()
+        for k in range(3):
+            np.save(ws / d / f"s{k}.npy", rng.uniform(0, 1, (1, 3, 8, 8)).astype(np.float32))
+    (ws / "good.toml").write_text(_manifest_text())
+    for name, (text, _) in MANIFESTS.items():
+        (ws / manifest_path(name)).write_text(text)
+    good = np.zeros((1, 3, 8, 8), np.float32)
+    np.save(ws / "good.npy", good)
+    raw_npy = (ws / "good.npy").read_bytes()
+    np.savez(ws / "good.npz", x=good)
+    raw_npz = (ws / "good.npz").read_bytes()
+    bad = {"garbage.npy": b"\x93NUMPY\x09\x00garbage", "truncated.npy": raw_npy[: len(raw_npy) // 2],
+           "empty.npy": b"", "garbage.npz": b"PK\x03\x04garbage", "truncated.npz": raw_npz[: len(raw_npz) // 2],
+           "bomb.png": _png_header(30000, 30000), "garbage.png": b"\x89PNG\r\n\x1a\nnot really"}
+    nan = good.copy()
+    nan[0, 0, 0, 0] = np.nan
+    np.save(ws / "nan.npy", nan)
+    bad["nan.npy"] = (ws / "nan.npy").read_bytes()
+    for name, data in bad.items():
+        d = ws / f"cal_{name}"
+        d.mkdir()
+        (d / name).write_bytes(data)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bad_inputs")
+    build_workspace(root)
+    return root
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse usage errors exit 2 through SystemExit
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_corpus_is_large_and_covers_every_kind():
+    kinds = {c.kind for c in CASES}
+    assert len(CASES) >= 150, len(CASES)
+    assert kinds >= {"option", "graph", "model-file", "rules", "out", "manifest", "samples", "calibration", "hef",
+                     "toolchain"}
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids)), "duplicate case ids"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gives_the_suites_error_and_exit_2(case: Case, ws: Path, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HAILO_QA_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr("hailo_qa.config.STATE_DIR", tmp_path / "state")
+    argv = [a.replace("{ws}", str(ws)) for a in case.argv]
+    code, out, err = run_cli(argv, capsys)
+    expected = case.first_line.replace("{ws}", str(ws))
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err + out
+    assert lines, f"nothing on stderr (exit {code}); stdout: {out[-500:]}"
+    assert lines[0].startswith(expected), f"first line:\n  {lines[0]}\nexpected it to start with:\n  {expected}"
+    assert code == 2, f"exit code {code}, stderr:\n{err}"
+    assert any(ln.startswith(("Note: ", "Hint: ")) for ln in lines[1:]), f"no Note/Hint line:\n{err}"
