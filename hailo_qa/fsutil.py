@@ -64,7 +64,7 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], obje
 
 
 def _unwritable(folder: Path, err: OSError) -> InputFileError:
-    why = err.strerror or type(err).__name__
+    why = err.strerror or str(err) or type(err).__name__
     return InputFileError(f"cannot write into '{folder}' ({why})",
                           note="expected a folder this user can create files in",
                           hint="choose a writable path (--out, --work-dir, --hqa-golden-dir, HAILO_QA_STATE_DIR), or "
@@ -114,3 +114,171 @@ def check_out_dir(path: str | Path, what: str = "--out") -> Path:
                              note="expected a folder this user can create files in",
                              hint="choose a writable path, or fix the folder's permissions")
     return p
+
+
+# ------------------------------------------------------------------------------------------ files that change together
+LOCK_TIMEOUT_S = 120.0
+"""How long a writer or reader of a file group waits for another process's write to finish before giving up."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, *, exclusive: bool = True, timeout: float = LOCK_TIMEOUT_S):
+    """Hold an advisory lock (``flock``) on ``folder`` itself: no lock file is left behind, and a killed holder's lock
+    is released by the kernel. The wait is bounded: after ``timeout`` seconds an :class:`InputFileError` says who
+    to look for.
+    """
+    import fcntl
+    import time
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + timeout
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise InputFileError(f"'{folder}' stayed locked by another hailo-qa process for {timeout:.0f} s",
+                                         note="expected the other writer (e.g. a parallel --hqa-update-golden run) "
+                                              "to finish within that time",
+                                         hint="wait for it or stop it, then re-run") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _journal_path(files: list[Path]) -> Path:
+    first = files[0]
+    return first.parent / f".{first.name}.group-journal"
+
+
+def _temps_of(final: Path) -> list[Path]:
+    import glob
+
+    return sorted(final.parent.glob(f".{glob.escape(final.name)}.*.tmp"))
+
+
+def _recover_locked(files: list[Path]) -> None:
+    """Finish (roll forward) a committed group write, and remove temps of one killed before its commit point."""
+    import json
+
+    journal = _journal_path(files)
+    if journal.is_file():
+        try:
+            entries = json.loads(journal.read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            entries = []  # cannot happen (the journal is written atomically); treat as not committed
+        for tmp_name, final_name in entries:
+            tmp = journal.parent / tmp_name
+            if tmp.is_file() and "/" not in tmp_name and "/" not in final_name:
+                os.replace(tmp, journal.parent / final_name)
+        _fsync_dir(journal.parent)
+        journal.unlink()
+    for final in (*files, journal):
+        for tmp in _temps_of(final):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    _fsync_dir(files[0].parent)
+
+
+def _needs_recovery(files: list[Path]) -> bool:
+    journal = _journal_path(files)
+    return journal.exists() or any(_temps_of(f) for f in (*files, journal))
+
+
+def recover_group(files: list[Path] | tuple[Path, ...]) -> None:
+    """Bring a file group written by :func:`atomic_write_group` to a complete state after a crash or ``kill -9``.
+
+    Cheap when nothing is pending (two stats, no lock). Called by readers before they read the group.
+
+    Raises:
+        InputFileError: a pending write cannot be finished (a read-only folder) or the folder stays locked.
+    """
+    files = [Path(f) for f in files]
+    if not files[0].parent.is_dir() or not _needs_recovery(files):
+        return
+    try:
+        with folder_lock(files[0].parent):
+            _recover_locked(files)
+    except OSError as err:
+        raise InputFileError(f"'{files[0].parent}' holds an interrupted update of {files[0].name} that cannot be "
+                             f"finished ({err.strerror or err})",
+                             note="expected a writable folder to complete or roll back the update",
+                             hint="make the folder writable and re-run, or restore the files from version control") \
+            from err
+
+
+@contextlib.contextmanager
+def group_read_lock(files: list[Path] | tuple[Path, ...]):
+    """Finish any interrupted write of the group, then hold a shared lock while the caller reads it."""
+    files = [Path(f) for f in files]
+    recover_group(files)
+    if not files[0].parent.is_dir():
+        yield
+        return
+    with folder_lock(files[0].parent, exclusive=False):
+        yield
+
+
+def atomic_write_group(contents: "dict[Path, bytes]") -> None:
+    """Replace several files in one folder so that they change together: after a crash or ``kill -9`` at any
+    moment, readers (through :func:`recover_group`) see either every old file or every new one — never a mix — and
+    no temp file stays behind.
+
+    Protocol (all under an exclusive lock on the folder): finish any earlier interrupted write; write each file to a
+    temp file and fsync it; atomically write a journal naming the temps (the commit point); ``os.replace`` each temp;
+    delete the journal. A crash before the commit point leaves only temps (removed by the next recovery: the old
+    files stand); a crash after it leaves the journal (the next recovery finishes the renames: the new files stand).
+
+    Args:
+        contents: final path → bytes. All paths must be in the same folder.
+    """
+    import json
+
+    files = [Path(p) for p in contents]
+    folder = files[0].parent
+    if any(f.parent != folder for f in files):
+        raise ValueError("atomic_write_group: every file must be in the same folder")
+    for f in files:
+        if f.is_dir():
+            raise InputFileError(f"cannot write '{f}': it is a folder", note="expected a file path (or nothing) there",
+                                 hint="remove or rename the folder, or choose another path")
+    ensure_dir(folder)
+    try:
+        with folder_lock(folder):
+            _recover_locked(files)
+            temps: dict[Path, Path] = {}
+            try:
+                for final, data in contents.items():
+                    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(final).name}.", suffix=".tmp")
+                    temps[Path(final)] = Path(tmp)
+                    os.chmod(tmp, 0o666 & ~_umask())
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(data)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                journal = _journal_path(files)
+                atomic_write(journal, json.dumps({"files": [[t.name, f.name] for f, t in temps.items()]}),
+                             fsync=True)
+                _fsync_dir(folder)
+            except BaseException:
+                for tmp in temps.values():
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+                raise
+            _recover_locked(files)  # the renames, then the journal goes
+    except InputFileError:
+        raise
+    except OSError as err:
+        raise _unwritable(folder, err) from err

@@ -211,10 +211,10 @@ def validate_outputs(outputs: Mapping[str, Any], *, context: str = "golden") -> 
 
 
 def write_golden(paths: GoldenPaths, outputs: Mapping[str, np.ndarray], provenance: Mapping[str, Any]) -> None:
-    """Write a golden pair atomically: npz first, then meta (which records the npz's sha256 and output names).
+    """Write a golden pair (npz + meta, which records the npz's sha256 and output names) as one transaction.
 
-    An exception at any point leaves the previous npz untouched unless its replace already happened, in which case
-    the old meta no longer matches the npz's sha256 and :func:`read_golden` reports the half-pair.
+    :func:`hailo_qa.fsutil.atomic_write_group`: a crash or ``kill -9`` at any moment leaves the old pair or the new
+    pair (finished by the next read), never a mix, and no temp file.
     """
     arrays = validate_outputs(outputs)
     buf = io.BytesIO()
@@ -224,8 +224,9 @@ def write_golden(paths: GoldenPaths, outputs: Mapping[str, np.ndarray], provenan
             "outputs": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in arrays.items()},
             "provenance": dict(provenance)}
     meta_bytes = (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode()
-    _atomic_write(paths.npz, lambda f: f.write(data))
-    _atomic_write(paths.meta, lambda f: f.write(meta_bytes))
+    from hailo_qa.fsutil import atomic_write_group
+
+    atomic_write_group({paths.npz: data, paths.meta: meta_bytes})  # the pair changes together, even under kill -9
 
 
 def write_obtained(paths: GoldenPaths, outputs: Mapping[str, np.ndarray]) -> Path:
@@ -253,6 +254,17 @@ def read_golden(paths: GoldenPaths) -> Golden | None:
         GoldenError: only one of the pair exists, the npz does not match the meta's sha256 (an interrupted update),
             or either file is corrupt.
     """
+    from hailo_qa.fsutil import group_read_lock
+
+    with group_read_lock([paths.npz, paths.meta]):  # finishes an interrupted update first
+        return _read_golden(paths)
+
+
+def _read_golden(paths: GoldenPaths) -> Golden | None:
+    for p in (paths.npz, paths.meta):
+        if p.is_dir():
+            raise GoldenError(f"golden '{p}' is a folder", note="expected a file (or nothing) there",
+                              hint="remove or rename the folder")
     has_npz, has_meta = paths.npz.is_file(), paths.meta.is_file()
     if not has_npz and not has_meta:
         return None
@@ -263,9 +275,17 @@ def read_golden(paths: GoldenPaths) -> Golden | None:
                           note="expected <name>.npz and <name>.meta.json side by side", hint=regen)
     try:
         meta = json.loads(paths.meta.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or "npz_sha256" not in meta:
-            raise ValueError("no 'npz_sha256' key")
-    except (ValueError, UnicodeDecodeError) as err:
+        if not isinstance(meta, dict) or not isinstance(meta.get("npz_sha256"), str):
+            raise ValueError("no 'npz_sha256' string")
+        if not isinstance(meta.get("provenance", {}), dict) or not isinstance(meta.get("outputs", {}), dict):
+            raise ValueError(f"'provenance' and 'outputs' must be JSON objects, got "
+                             f"{type(meta.get('provenance')).__name__} and {type(meta.get('outputs')).__name__}")
+        wrong = {k: v for k, v in meta.get("provenance", {}).items()
+                 if k in IDENTITY_KEYS and not isinstance(v, (str, int, float, type(None)))}
+        if wrong:
+            raise ValueError(f"provenance field(s) of the wrong type: "
+                             + ", ".join(f"{k} = {v!r} ({type(v).__name__})" for k, v in wrong.items()))
+    except (ValueError, UnicodeDecodeError, OSError) as err:
         raise GoldenError(f"golden meta '{paths.meta}' is corrupt: {err}",
                           note="expected the JSON written by hailo-qa with an 'npz_sha256' key", hint=regen) from err
     data = paths.npz.read_bytes()

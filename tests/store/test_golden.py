@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hailo_qa.errors import InputDataError, RegressionError
+from hailo_qa.errors import InputDataError, InputFileError, RegressionError
 from hailo_qa.manifest import ModelSpec
 from hailo_qa.runners.base import BackendInfo
 from hailo_qa.store import golden as G
@@ -165,7 +165,7 @@ def test_crash_in_first_replace_leaves_old_golden_intact(tmp_path, monkeypatch):
     def boom(src, dst):
         raise OSError("power cut (simulated)")
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(InputFileError, match="simulated"):  # the first replace is the commit point: nothing changed
         check(tmp_path, model, outputs(1.0), mode="regen")
     monkeypatch.undo()
     assert (out.paths.npz.read_bytes(), out.paths.meta.read_bytes()) == before
@@ -173,7 +173,9 @@ def test_crash_in_first_replace_leaves_old_golden_intact(tmp_path, monkeypatch):
     assert check(tmp_path, model, outputs()).status == "match"
 
 
-def test_crash_between_npz_and_meta_is_detected_as_half_pair(tmp_path, monkeypatch):
+def test_crash_between_npz_and_meta_leaves_a_pair_the_next_read_completes(tmp_path, monkeypatch):
+    """The pair changes together: a crash after the commit point (between the npz and the meta rename) is finished
+    by the next read — the new pair, complete, and no temp or journal left."""
     model = make_model(tmp_path)
     out = check(tmp_path, model, outputs())
     real = os.replace
@@ -181,19 +183,26 @@ def test_crash_between_npz_and_meta_is_detected_as_half_pair(tmp_path, monkeypat
 
     def second_fails(src, dst):
         calls.append(dst)
-        if len(calls) == 2:
+        if len(calls) == 2:  # 1: the journal (commit point), 2: the npz
             raise OSError("killed (simulated)")
         real(src, dst)
     monkeypatch.setattr(os, "replace", second_fails)
-    with pytest.raises(OSError):
+    with pytest.raises(InputFileError, match="simulated"):
         check(tmp_path, model, outputs(1.0), mode="regen")
     monkeypatch.undo()
-    assert not any(n.endswith(".tmp") for n in _dir_files(out.paths.npz.parent))
+    assert any(n.endswith(".group-journal") for n in _dir_files(out.paths.npz.parent))  # committed, unfinished
+    assert check(tmp_path, model, outputs(1.0)).status == "match"  # the new pair, complete
+    assert _dir_files(out.paths.npz.parent) == {out.paths.npz.name, out.paths.meta.name}
+
+
+def test_a_half_pair_written_by_hand_is_still_detected(tmp_path):
+    model = make_model(tmp_path)
+    out = check(tmp_path, model, outputs())
+    out.paths.npz.write_bytes(check(tmp_path / "other", model, outputs(1.0)).paths.npz.read_bytes())
     with pytest.raises(G.GoldenError, match="does not match its meta") as ei:
         check(tmp_path, model, outputs(1.0))
     assert "--hqa-update-golden" in str(ei.value)
-    # update mode repairs it
-    assert check(tmp_path, model, outputs(1.0), mode="update").status == "updated"
+    assert check(tmp_path, model, outputs(1.0), mode="update").status == "updated"  # update mode repairs it
     assert check(tmp_path, model, outputs(1.0)).status == "match"
 
 
@@ -255,3 +264,64 @@ def test_concurrent_writers_do_not_collide(tmp_path):
     shared = G.read_golden(G.golden_paths(tmp_path, "m", "float", "shared"))
     assert float(shared.outputs["y"][0, 0]) == 14
     assert not [n for n in _dir_files(d) if n.endswith(".tmp")]
+
+
+def _endless_updates(root: str, ready) -> None:
+    """Rewrite one golden pair forever (value k in round k), as a killed ``--hqa-update-golden`` run would."""
+    model = ModelSpec(name="m", file=None, task="generic", inputs=(), raw={})
+    paths = G.golden_paths(root, "m", "float", "pair")
+    g = G.read_golden(paths)
+    k = int(g.provenance["round"]) + 1 if g else 1
+    while True:
+        G.check_golden({"y": np.full((128, 128), k, np.float32)}, root=root, model=model, target="float",
+                       name="pair", backend=BACKEND, mode="regen", provenance={"round": k})
+        ready.set()  # one update finished: the kill lands in a later one
+        k += 1
+
+
+def _kill_golden_updates(tmp_path: Path, rounds: int, seed: int) -> dict[str, int]:
+    """Kill -9 a golden writer at random moments ``rounds`` times; after each kill the pair must read as one complete
+    version (old or new: npz sha256 == the meta's, the meta's round == the array's value, never going back), and
+    after that read no temp file or journal may remain."""
+    import random
+    import signal
+    import time
+
+    from hailo_qa import toolchain
+
+    toolchain.versions()  # probe the toolchain once here, not in every forked writer
+    rng = random.Random(seed)
+    ctx = mp.get_context("fork")
+    paths = G.golden_paths(tmp_path, "m", "float", "pair")
+    last, pending, torn_before_read = 0, 0, 0
+    for _ in range(rounds):
+        ready = ctx.Event()
+        p = ctx.Process(target=_endless_updates, args=(str(tmp_path), ready))
+        p.start()
+        assert ready.wait(60)
+        time.sleep(rng.uniform(0.0, 0.15))
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(30)
+        assert p.exitcode == -signal.SIGKILL
+        names = _dir_files(paths.npz.parent) if paths.npz.parent.is_dir() else set()
+        leftovers = [n for n in names if n.endswith((".tmp", ".group-journal"))]
+        pending += bool(leftovers)
+        g = G.read_golden(paths)  # finishes (or rolls back) the interrupted update
+        value = float(g.outputs["y"][0, 0])
+        assert (g.outputs["y"] == value).all() and g.provenance["round"] == value, "npz and meta from different runs"
+        assert value >= last, f"went back from round {last} to {value}"
+        last = int(value)
+        assert _dir_files(paths.npz.parent) == {paths.npz.name, paths.meta.name}, "stale temp or journal left"
+    return {"last_round": last, "kills_with_pending_files": pending, "torn": torn_before_read}
+
+
+def test_golden_pair_survives_kill_9_at_random_moments(tmp_path):
+    seen = _kill_golden_updates(tmp_path, rounds=10, seed=1)
+    assert seen["last_round"] > 0
+
+
+@pytest.mark.slow
+def test_golden_pair_survives_kill_9_many_times(tmp_path):
+    seen = _kill_golden_updates(tmp_path, rounds=100, seed=2)
+    # the kills must land inside transactions (temps or a committed journal on disk), or nothing was tested
+    assert seen["kills_with_pending_files"] >= 10, seen
