@@ -253,9 +253,11 @@ def compile_variant(variant: Variant, *, out_dir: str | Path, alls: str, calib: 
             dfc.check_optimization_level(predicted, minimum=variant.min_optimization_level,
                                          on_lower=variant.on_lower_level, reason=why, context=name, predicted=True)
             used = session.optimize(calib)
-            optimization["used"] = used if used is not None else variant.requested_level
-            optimization["used_source"] = "log" if used is not None else "model script (log silent)"
-            if optimization["used"] != predicted:
+            # never the requested level: what the DFC's logs (logging, hailo_sdk.client.log, acceleras.log) say
+            optimization["used"] = used if used is not None else dfc.UNKNOWN_LEVEL
+            optimization["used_source"] = ("log" if used is not None else
+                                           "not in the DFC's logs (logging, hailo_sdk.client.log, acceleras.log)")
+            if used is not None and used != predicted:
                 optimization["prediction_mismatch"] = True
             dfc.check_optimization_level(optimization["used"], minimum=variant.min_optimization_level,
                                          on_lower=variant.on_lower_level, reason=why, context=name)

@@ -82,25 +82,51 @@ def make_emulator(spec, split, *, backend: str, config: str, calib, work_dir: st
 
         har, level = dfc_quantized_har(spec, split, config=config, calib=calib, work_dir=Path(work_dir),
                                        int16_layers=cfg.int16_layers)
+        meta = _har_meta(har)
         return DfcEmulatorRunner.from_split(
             split, har, context="quantized", work_dir=Path(work_dir) / "dfc", hw_arch=spec.hw_arch, config=config,
             optimization_level=level, name=f"{spec.name}:dfc[{config}]",
+            on_chip_normalization=on_chip_normalization(spec),
             details={"calib_size": calib.count, "calib_sha256": calib.sha256,
-                     "int16_layers": list(cfg.int16_layers)})
+                     "int16_layers": list(cfg.int16_layers), "int16_hn_layers": meta.get("int16_hn_layers", [])})
     return OrtEmulatorRunner(split.stage1_path, calib, cfg, work_dir,
                              input_name=inputs[0] if len(inputs) == 1 else None, layouts=layouts,
                              name=f"{spec.name}:ort-emulator[{config}]")
 
 
+def on_chip_normalization(spec) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """``(mean, std)`` (0–255 units) of the model script's ``normalization`` layer, or None (host normalization)."""
+    if spec.quantization.normalization != "on_chip":
+        return None
+    pre = spec.device_inputs[0].preprocess if len(spec.device_inputs) == 1 else None
+    return (tuple(pre.mean), tuple(pre.std)) if pre is not None else None
+
+
+def _har_meta(har: Path) -> dict:
+    import json
+
+    try:
+        meta = json.loads(har.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def dfc_quantized_har(spec, split, *, config: str, calib, work_dir: Path,
-                      int16_layers: Sequence[str] = ()) -> tuple[Path, int | None]:
-    """Parse Stage 1 with the DFC, load the generated model script, optimize with ``calib`` and save the HAR.
+                      int16_layers: Sequence[str] = ()) -> tuple[Path, int | str]:
+    """Parse Stage 1 with the DFC, write the model script in HN layer names, optimize with ``calib``, save the HAR.
+
+    The order matters (HAILO_TOOLCHAIN.md §8): ``quantization_param`` takes HN layer names, so the model is parsed
+    first, the 16-bit layers (ONNX node names from the manifest or the noise analysis, or HN names) are mapped
+    through the HN's ``original_names`` (:func:`~hailo_qa.quant.model_script.layer_map_from_hn`), and only then
+    is the script generated and loaded. A name that maps to no layer is a ManifestError listing near matches.
 
     Cached in ``work_dir/dfc`` by Stage-1 hash, config, layers and calibration hash (the HAR is written atomically
-    by :meth:`hailo_qa.runners.dfc.DfcSession.save_har`).
+    by :meth:`hailo_qa.runners.dfc.DfcSession.save_har`); the sidecar JSON keeps the level, the script and the
+    HN names of the 16-bit layers.
 
     Returns:
-        (quantized HAR path, optimization level the DFC reported or None).
+        (quantized HAR path, the optimization level the DFC's logs report, or ``"unknown"``).
     """
     import hashlib
     import json
@@ -123,10 +149,15 @@ def dfc_quantized_har(spec, split, *, config: str, calib, work_dir: Path,
             level = json.loads(meta.read_text()).get("optimization_level")
         except (ValueError, AttributeError, OSError):  # a corrupt/foreign sidecar: a cache miss, rebuilt below
             level = "miss"
+        if level is None:  # a sidecar from before levels were read from the log files: unknown, not requested
+            level = "unknown"
         if level != "miss":
             _check_level(spec, level)
             return har, level
-    alls = alls_from_spec(spec, config, calib_size=calib.count, int16_layers=tuple(int16_layers))
+    from hailo_qa.quant.model_script import layer_map_from_hn, resolve_layers
+    from hailo_qa.runners.dfc import UNKNOWN_LEVEL
+
+    alls_from_spec(spec, config, calib_size=calib.count, int16_layers=tuple(int16_layers))  # fail before the DFC
     session = DfcSession(work, hw_arch=spec.hw_arch, name=f"{spec.name}:dfc")
     import onnx
 
@@ -134,21 +165,27 @@ def dfc_quantized_har(spec, split, *, config: str, calib, work_dir: Path,
     producer = {t: n.name for n in model.graph.node for t in n.output}
     end_nodes = [producer.get(b.name, b.name) for b in split.boundary]  # the DFC takes node names, not tensors
     session.translate_onnx(split.stage1_path, spec.name, start_nodes=list(split.stage1_inputs), end_nodes=end_nodes)
+    layer_map = layer_map_from_hn(session.hn())
+    alls = alls_from_spec(spec, config, calib_size=calib.count, int16_layers=tuple(int16_layers),
+                          layer_map=layer_map)
+    hn_layers = (resolve_layers(tuple(int16_layers) or spec.quantization.int16_layers, layer_map, model=spec.name)
+                 if config == "int16_selective" else ())
     session.load_model_script(alls)
     data = np.concatenate(list(calib.as_nhwc()), axis=0) if hasattr(calib, "as_nhwc") else None
     level = session.optimize(data)
+    level = UNKNOWN_LEVEL if level is None else level
     session.save_har(har)
-    atomic_write_bytes(meta, json.dumps({"optimization_level": level, "alls": alls}).encode())
+    atomic_write_bytes(meta, json.dumps({"optimization_level": level, "alls": alls,
+                                         "int16_hn_layers": list(hn_layers)}).encode())
     _check_level(spec, level)
     return har, level
 
 
-def _check_level(spec, level: int | None) -> None:
-    """Hold the level the DFC optimized at against ``quantization.min_optimization_level`` / ``on_lower_level``."""
-    if level is None:
-        return
+def _check_level(spec, level: int | str | None) -> None:
+    """Hold the level the DFC optimized at against ``quantization.min_optimization_level`` / ``on_lower_level``
+    (an unknown level warns when a minimum is set)."""
     from hailo_qa.runners.dfc import check_optimization_level
 
     q = spec.quantization
-    check_optimization_level(int(level), minimum=q.min_optimization_level, on_lower=q.on_lower_level,
+    check_optimization_level(level, minimum=q.min_optimization_level, on_lower=q.on_lower_level,
                              context=spec.name)

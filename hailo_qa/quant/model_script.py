@@ -23,8 +23,9 @@ from pathlib import Path
 from hailo_qa.errors import InputFileError, ManifestError, did_you_mean
 from hailo_qa.manifest import ModelSpec
 
-PRECISION_MODES = ("a8_w8", "a8_w4", "a16_w16")
-"""``quantization_param`` precision modes seen in Hailo's Model Zoo."""
+PRECISION_MODES = ("a8_w8", "a8_w4", "a16_w16", "a8_w8_a16")
+"""``quantization_param`` precision modes: the Model Zoo's, plus ``a8_w8_a16`` (8-bit in and weights, 16-bit out;
+HAILO_TOOLCHAIN.md §8)."""
 CONFIG_MODES = {"int8": "a8_w8", "int16_selective": "a16_w16", "int16": "a16_w16"}
 PERCENTILE_CLIPPING = (0.01, 99.99)
 """``activation_clipping`` percentiles emitted for ``calibration_method = "percentile"``."""

@@ -74,8 +74,17 @@ def import_dfc():
 
 
 # --- layer noise records (the DFC's analysis is read into these; quant.noise adds the ORT source) -----------
-SNR_KEY = "layer_noise_analysis/snr"
+NOISE_PREFIX = "layer_noise_analysis/"
+SNR_KEY = NOISE_PREFIX + "snr"
 """Where the DFC stores a layer's SNR in ``get_params_statistics()`` (advanced mode)."""
+PARTIAL_SNR_KEY = NOISE_PREFIX + "partial_snr"
+"""The simple-mode figure Hailo's inspector falls back to when the advanced SNR is missing."""
+NOISE_RESULTS = NOISE_PREFIX + "noise_results/"
+"""Flat ``<layer>/layer_noise_analysis/noise_results/<output layer>`` keys (community code, [C]): element 0 is
+the SNR at that output."""
+SKIP_LAYER_TYPES = frozenset({"input_layer", "output_layer", "nms", "argmax"})
+"""HN layer types Hailo's inspector leaves out of the SNR ranking (I/O, and layers where SNR is a bad metric)."""
+
 
 @dataclass(frozen=True)
 class LayerNoise:
@@ -83,14 +92,15 @@ class LayerNoise:
 
     Attributes:
         layer: the layer: ONNX node name (ort) or HN layer name (dfc).
-        tensor: the tensor measured (ort: the node's output tensor; dfc: the layer name).
-        op_type: the ONNX op type (ort) or ``""``.
+        tensor: the tensor measured (ort: the node's output tensor; dfc: the statistics key read).
+        op_type: the ONNX op type (ort) or the HN layer type (dfc, when the HN was given).
         snr_db: SNR of the quantized model against float at this tensor (accumulated noise), dB.
         local_snr_db: SNR of this tensor right before vs right after its own Quantize/Dequantize, dB (NaN when
             not measured). Inflated noise for fused activations (ORT folds Relu/Clip into the quantization range).
         added_db: how much SNR this layer loses against its inputs (upstream SNR − ``snr_db``), dB: the noise the
             layer itself adds. NaN when not measured (DFC: the DFC's per-layer SNR already isolates the layer).
         source: ``ort`` or ``dfc``.
+        onnx_names: the ONNX nodes this layer came from (dfc: the HN's ``original_names``; ort: the node itself).
     """
 
     layer: str
@@ -100,9 +110,12 @@ class LayerNoise:
     local_snr_db: float = math.nan
     added_db: float = math.nan
     source: str = "ort"
+    onnx_names: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["onnx_names"] = list(self.onnx_names)
+        return d
 
 
 def _finite_or(v: float, default: float) -> float:
@@ -120,31 +133,136 @@ def rank_layers(noise: Iterable[LayerNoise]) -> list[LayerNoise]:
     return sorted(noise, key=key)
 
 
-def dfc_layer_noise(stats: Mapping[str, Any], *, key: str = SNR_KEY) -> list[LayerNoise]:
+def _worst(value: Any) -> float | None:
+    """The worst (minimum) finite-or-NaN SNR in a scalar or array statistic; None when absent/empty/unreadable."""
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        return None
+    if arr.size == 0:
+        return None
+    return math.nan if np.isnan(arr).all() else float(np.nanmin(arr))
+
+
+def _stat_get(stats: Any, key: str) -> Any:
+    """``stats.get(key)`` on a mapping-like statistics object (the DFC's may not be a ``dict``); None if absent."""
+    get = getattr(stats, "get", None)
+    try:
+        if callable(get):
+            return get(key)
+        return stats[key]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _layer_view(stats: Any, layer: str) -> Any:
+    """``stats[layer]`` as Hailo's inspector indexes it (a per-layer view), or None."""
+    try:
+        view = stats[layer]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return view if hasattr(view, "get") else None
+
+
+def _stat_keys(stats: Any) -> list[str]:
+    keys = getattr(stats, "keys", None)
+    if not callable(keys):
+        return []
+    try:
+        return [str(k) for k in keys()]
+    except Exception:  # a vendor object whose keys() fails: nothing to walk
+        return []
+
+
+def _layer_snr(stats: Any, layer: str, key: str, flat_keys: Sequence[str]) -> tuple[float, str] | None:
+    """One layer's SNR, read the way Hailo's inspector reads it, then from the flat keys.
+
+    Order: ``stats[layer][key]``, ``stats[layer][partial_snr]`` (the inspector's fallback), ``stats[f"{layer}/{key}"]``,
+    ``stats[f"{layer}/…partial_snr"]``, then the worst of ``stats[f"{layer}/…noise_results/<out>"][0]``.
+
+    Returns:
+        (worst SNR, the key it came from), or None when the layer has no noise statistic.
+    """
+    view = _layer_view(stats, layer)
+    for k in (key, PARTIAL_SNR_KEY):
+        if view is not None:
+            v = _worst(view.get(k))
+            if v is not None:
+                return v, f"{layer}[{k}]"
+        v = _worst(_stat_get(stats, f"{layer}/{k}"))
+        if v is not None:
+            return v, f"{layer}/{k}"
+    prefix = f"{layer}/{NOISE_RESULTS}"
+    per_out = []
+    for fk in flat_keys:
+        if fk.startswith(prefix):
+            raw = _stat_get(stats, fk)
+            try:
+                first = np.asarray(raw, dtype=np.float64)
+                first = first[0] if first.ndim else first
+            except (TypeError, ValueError, IndexError):
+                continue
+            v = _worst(first)
+            if v is not None:
+                per_out.append(v)
+    if per_out:
+        return min(per_out), f"{prefix}*"
+    return None
+
+
+def dfc_layer_noise(stats: Any, *, hn: Mapping | None = None, key: str = SNR_KEY) -> list[LayerNoise]:
     """Per-layer SNR from the DFC's ``runner.get_params_statistics()`` after ``analyze_noise(advanced)``.
 
-    A pure function over a mapping ``{layer: {"layer_noise_analysis/snr": value, ...}}``. A value may be a scalar or
-    an array (one per output); the worst (minimum) counts. Layers without the key are skipped.
+    Read the way Hailo's own inspector reads it (Application-Code-Examples ``high_precision_inspector.py``): per HN
+    layer, ``stats[layer.name].get('layer_noise_analysis/snr')`` with ``…/partial_snr`` as the fallback, skipping
+    input/output/NMS/argmax layers. The statistics object is also read by its flat keys
+    ``<layer>/layer_noise_analysis/snr`` and ``<layer>/layer_noise_analysis/noise_results/<output>`` (element 0,
+    community code). A value may be a scalar or an array (one per output): the worst (minimum) counts.
+
+    Args:
+        stats: what ``get_params_statistics()`` returned: a per-layer mapping ``{layer: {key: value}}``, a flat
+            mapping ``{"<layer>/<key>": value}``, or a vendor object offering both.
+        hn: the HN dict (``runner.get_hn()``). With it, layers are read in HN order, I/O layers are skipped and
+            every record carries the layer's ``original_names``; without it, layers are discovered from the keys.
+        key: the statistic to read. Defaults to :data:`SNR_KEY`.
 
     Raises:
-        InputDataError: no layer holds the key (the analysis did not run or ran in simple mode).
+        InputDataError: no layer holds a noise statistic (the analysis did not run), or ``stats`` is not
+            mapping-like.
     """
-    if not isinstance(stats, Mapping):
+    if not (hasattr(stats, "get") or hasattr(stats, "__getitem__")) or isinstance(stats, (str, bytes, list, tuple)):
         raise InputDataError(f"params statistics are a {type(stats).__name__}",
                              note="expected the mapping returned by runner.get_params_statistics()")
+    flat_keys = _stat_keys(stats)
+    layers: dict[str, Mapping] = {}
+    if hn is not None:
+        table = hn.get("layers") if isinstance(hn, Mapping) else None
+        if not isinstance(table, Mapping):
+            raise InputDataError("the HN has no 'layers' table", note="expected runner.get_hn() of the model")
+        layers = {str(n): (l or {}) for n, l in table.items()
+                  if str((l or {}).get("type", "")) not in SKIP_LAYER_TYPES}
+    else:
+        for k in flat_keys:
+            if NOISE_PREFIX in k and f"/{NOISE_PREFIX}" in k:
+                layers.setdefault(k.split(f"/{NOISE_PREFIX}", 1)[0], {})
+            elif _layer_view(stats, k) is not None:
+                layers.setdefault(k, {})
     out = []
-    for layer, entry in stats.items():
-        if not isinstance(entry, Mapping) or key not in entry or entry[key] is None:
+    for layer, meta in layers.items():
+        got = _layer_snr(stats, layer, key, flat_keys)
+        if got is None:
             continue
-        arr = np.asarray(entry[key], dtype=np.float64).ravel()
-        if arr.size == 0:
-            continue
-        v = float(np.nanmin(arr)) if not np.isnan(arr).all() else math.nan
-        out.append(LayerNoise(layer=str(layer), tensor=str(layer), op_type="", snr_db=v, local_snr_db=v,
-                              source="dfc"))
+        v, where = got
+        out.append(LayerNoise(layer=layer, tensor=where, op_type=str(meta.get("type", "")), snr_db=v,
+                              local_snr_db=v, source="dfc",
+                              onnx_names=tuple(str(o) for o in (meta.get("original_names") or ()))))
     if not out:
         raise InputDataError(f"no layer in the params statistics has '{key}'",
-                             note="expected results of the DFC's layer noise analysis (advanced mode)",
+                             note="expected results of the DFC's layer noise analysis (advanced mode), per layer "
+                                  "(stats[layer]['layer_noise_analysis/snr']) or flat "
+                                  "('<layer>/layer_noise_analysis/...')",
                              hint="run runner.analyze_noise(calib, analyze_mode='advanced') (or 'hailo analyze-noise "
                                   "<har> --analyze-mode advanced') before reading the statistics")
     return out
@@ -294,9 +412,17 @@ _REDUCED = re.compile(r"Reducing optimization level to (\d+)")
 _DEFAULT = re.compile(r"Using default optimization level of (\d+)")
 
 
+UNKNOWN_LEVEL = "unknown"
+"""What a result records when the DFC's logs do not say which optimization level it used (never the requested one)."""
+
+DFC_LOG_FILES = ("hailo_sdk.client.log", "acceleras.log")
+"""Log files the DFC writes into its working directory (and ``HAILO_SDK_LOG_DIR``); read after each step."""
+
+
 def read_optimization_level(log_text: str) -> int | None:
     """The level the DFC used, from its optimize log: the last ``Reducing optimization level to N`` wins over
-    ``Using default optimization level of N``. ``None`` when the log says neither (an explicit level was kept)."""
+    ``Using default optimization level of N``. ``None`` when the log says neither (the caller reports
+    :data:`UNKNOWN_LEVEL`, never the requested level)."""
     reduced = _REDUCED.findall(log_text)
     if reduced:
         return int(reduced[-1])
@@ -304,12 +430,13 @@ def read_optimization_level(log_text: str) -> int | None:
     return int(default[-1]) if default else None
 
 
-def check_optimization_level(level: int, *, minimum: int, on_lower: str, reason: str = "",
+def check_optimization_level(level: int | str | None, *, minimum: int, on_lower: str, reason: str = "",
                              context: str | None = None, predicted: bool = False) -> None:
     """Compare a level with the manifest's ``quantization.min_optimization_level``.
 
     Args:
-        level: the level predicted or read from the log.
+        level: the level predicted or read from the log; ``None``/:data:`UNKNOWN_LEVEL` cannot be checked (a warning
+            when ``minimum > 0``).
         minimum: ``min_optimization_level``.
         on_lower: ``fail`` (raise) or ``warn`` (an :class:`OptimizationLevelWarning`).
         reason: why the DFC lowers it (from :func:`predict_optimization_level`). Defaults to none.
@@ -319,6 +446,15 @@ def check_optimization_level(level: int, *, minimum: int, on_lower: str, reason:
     Raises:
         OptimizationLevelError: ``on_lower == "fail"`` and ``level < minimum``.
     """
+    if level is None or level == UNKNOWN_LEVEL:
+        if minimum > 0:
+            prefix = f"{context} | " if context else ""
+            warnings.warn(OptimizationLevelWarning(
+                f"{prefix}the optimization level the DFC used is unknown (its logs did not say). Note: the manifest "
+                f"asks for at least level {minimum} and this cannot be checked. Hint: look for 'optimization level' "
+                "in hailo_sdk.client.log / acceleras.log in the DFC work dir"), stacklevel=2)
+        return
+    level = int(level)
     if level >= minimum:
         return
     verb = "will optimize" if predicted else "optimized"
@@ -497,6 +633,7 @@ class DfcSession:
         self.hw_arch = hw_arch
         self.name = name
         self.logs: dict[str, str] = {}
+        self.file_logs: dict[str, str] = {}
         self.sdk = import_dfc()
         self.version = dfc_version()
         self.runner = self._step("load", lambda: self._make_runner(har))
@@ -517,6 +654,7 @@ class DfcSession:
         from hailo_qa.errors import QAError
 
         lines: list[str] = []
+        marks = log_file_marks(self.work_dir)
         try:
             with dfc_workdir(self.work_dir), capture_dfc_log() as lines:
                 return fn()
@@ -529,6 +667,7 @@ class DfcSession:
             raise self._toolchain_error(step, err) from err
         finally:  # capture_dfc_log fills ``lines`` on exit, so read them here
             self.logs[step] = self.logs.get(step, "") + "".join(f"{ln}\n" for ln in lines)
+            self.file_logs[step] = self.file_logs.get(step, "") + read_new_log_text(self.work_dir, marks)
 
     def _toolchain_error(self, step: str, err: BaseException) -> ToolchainError:
         text = str(err).strip()
@@ -577,10 +716,12 @@ class DfcSession:
         """Quantize with calibration data (NHWC float32 array, or ``{hn_input_name: array}``).
 
         Returns:
-            The optimization level read from the DFC's log (``None`` when the log does not say).
+            The optimization level the DFC used, read from what it logged during this step: Python logging and
+            its log files in the work dir (``hailo_sdk.client.log``, ``acceleras.log``). ``None`` when neither
+            says (report :data:`UNKNOWN_LEVEL`, never the requested level).
         """
         self._step("optimize", lambda: self.runner.optimize(calib))
-        return read_optimization_level(self.logs.get("optimize", ""))
+        return read_optimization_level(self.logs.get("optimize", "") + self.file_logs.get("optimize", ""))
 
     def analyze_noise(self, calib: np.ndarray | Mapping[str, np.ndarray], *, data_count: int = 64,
                       batch_size: int = 2):
@@ -595,7 +736,7 @@ class DfcSession:
         self._step("analyze_noise", lambda: self.runner.analyze_noise(
             calib, batch_size=batch_size, data_count=data_count, analyze_mode="advanced"))
         stats = self._step("analyze_noise", lambda: self.runner.get_params_statistics())
-        return rank_layers(dfc_layer_noise(stats))
+        return rank_layers(dfc_layer_noise(stats, hn=self.hn()))
 
     def infer(self, context: str, data: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """One-shot inference under ``native``/``fp_optimized``/``quantized``; NHWC in, list of NHWC out."""
@@ -613,12 +754,20 @@ class DfcSession:
         return getattr(self.sdk.InferenceContext, CONTEXTS[context])
 
     def save_har(self, path: str | Path) -> Path:
-        """Write the runner's HAR atomically (temp file + rename)."""
+        """Write the runner's HAR atomically: to a temporary name that still ends in ``.har`` (what the DFC is
+        documented to take), then ``os.replace``. A failed save leaves no partial file behind."""
         p = Path(path).resolve()
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        self._step("save_har", lambda: self.runner.save_har(str(tmp)))
-        os.replace(tmp, p)
+        tmp = har_temp_path(p)
+        try:
+            self._step("save_har", lambda: self.runner.save_har(str(tmp)))
+            if not tmp.is_file():
+                raise ToolchainError(f"the DFC's save_har wrote nothing at '{tmp}'",
+                                     note="expected save_har(path) to write the HAR at exactly that path",
+                                     step="save_har", context=self.name)
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
         return p
 
     def compile(self) -> bytes:
@@ -641,6 +790,42 @@ class DfcSession:
         """HN input layer names (``net/input_layer1`` ...), sorted by index."""
         layers = self.hn().get("layers", {})
         return sorted((n for n, l in layers.items() if l.get("type") == "input_layer"), key=_natural)
+
+
+def har_temp_path(path: Path) -> Path:
+    """The temporary name :meth:`DfcSession.save_har` writes first: hidden, unique per process, ending in ``.har``."""
+    stem = path.name[:-4] if path.name.endswith(".har") else path.name
+    return path.with_name(f".{stem}.{os.getpid()}.partial.har")
+
+
+def log_file_marks(work_dir: Path) -> dict[Path, int]:
+    """Current sizes of the DFC's log files in ``work_dir`` and ``work_dir/logs`` (where a step starts reading)."""
+    marks = {}
+    for folder in (Path(work_dir), Path(work_dir) / "logs"):
+        for name in DFC_LOG_FILES:
+            f = folder / name
+            try:
+                marks[f.resolve()] = f.stat().st_size
+            except OSError:
+                marks[f.resolve()] = 0
+    return marks
+
+
+def read_new_log_text(work_dir: Path, marks: Mapping[Path, int]) -> str:
+    """What the DFC appended to its log files since ``marks`` (from the start if a file was replaced/shrank)."""
+    parts = []
+    for f, start in log_file_marks(work_dir).items():
+        try:
+            size = f.stat().st_size
+            begin = marks.get(f, 0)
+            begin = 0 if size < begin else begin
+            if size > begin:
+                with open(f, "rb") as fh:
+                    fh.seek(begin)
+                    parts.append(fh.read().decode("utf-8", errors="replace"))
+        except OSError:
+            continue
+    return "".join(p if p.endswith("\n") else p + "\n" for p in parts)
 
 
 def _natural(s: str):
@@ -680,12 +865,17 @@ class DfcEmulatorRunner(BaseRunner):
         optimization_level: the level used to optimize this HAR (provenance). Defaults to unknown.
         details: extra provenance. Defaults to none.
         name: runner name. Defaults to ``dfc-<context>``.
+        on_chip_normalization: ``(mean, std)`` per channel in 0–255 units when the HAR's model script has a
+            ``normalization`` layer. The runner's inputs stay in the ONNX (normalized) domain; ``SDK_NATIVE`` runs
+            without model-script layers and gets them as they are, while ``SDK_FP_OPTIMIZED`` / ``SDK_QUANTIZED``
+            include the on-chip layer and get raw data ``x·std + mean`` (HAILO_TOOLCHAIN.md §8). Defaults to none.
     """
 
     def __init__(self, har: str | Path, *, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta],
                  context: str = "quantized", work_dir: str | Path | None = None, hw_arch: str = "hailo8",
-                 config: str = "int8", optimization_level: int | None = None,
-                 details: Mapping[str, Any] | None = None, name: str | None = None) -> None:
+                 config: str = "int8", optimization_level: int | str | None = None,
+                 details: Mapping[str, Any] | None = None, name: str | None = None,
+                 on_chip_normalization: tuple[Sequence[float], Sequence[float]] | None = None) -> None:
         super().__init__(name or f"dfc-{context}")
         if context not in CONTEXTS:
             raise InternalError(f"unknown DFC context {context!r}; expected one of {list(CONTEXTS)}")
@@ -701,12 +891,19 @@ class DfcEmulatorRunner(BaseRunner):
         self.session: DfcSession | None = None
         self._ctx = None
         self._hn_inputs: list[str] = []
+        self._denorm = None
+        if on_chip_normalization is not None and context != "native":
+            mean, std = (np.asarray(v, np.float32).reshape(1, 1, 1, -1) for v in on_chip_normalization)
+            self._denorm = (mean, std)
+        if optimization_level is None:
+            optimization_level = UNKNOWN_LEVEL
         version = dfc_version()
         self.backend = BackendInfo(
             "dfc", version, "emulator" if context == "quantized" else "float", hailo=True,
             config=config if context == "quantized" else "",
             details={"context": context, "optimization_level": optimization_level, "har": str(self.har),
-                     "hw_arch": hw_arch, **dict(details or {})})
+                     "hw_arch": hw_arch, "input_domain": "raw 0-255 (on-chip normalization)" if self._denorm
+                     is not None else "normalized", **dict(details or {})})
 
     @classmethod
     def from_split(cls, split, har: str | Path, **kw) -> "DfcEmulatorRunner":
@@ -754,6 +951,8 @@ class DfcEmulatorRunner(BaseRunner):
 
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         nhwc = [nchw_to_nhwc(np.asarray(feeds[n], np.float32)) for n in self._inputs]
+        if self._denorm is not None:  # the HAR's on-chip normalization layer expects raw 0-255 data
+            nhwc = [(x * self._denorm[1] + self._denorm[0]).astype(np.float32) for x in nhwc]
         if len(nhwc) == 1:
             data: Any = nhwc[0]
         else:

@@ -156,3 +156,45 @@ def test_a_level_below_the_manifest_minimum_fails_when_asked(fake, tmp_path):
         with pytest.raises(OptimizationLevelError, match="level 0") as err:
             emulator.dfc_quantized_har(spec, split, config="int8", calib=calib, work_dir=work)
         assert "min_optimization_level" in str(err.value)
+
+
+def test_16bit_layers_reach_the_model_script_as_hn_layer_names(fake, tiny):
+    """Parse first, map the ONNX names through the HN's original_names, then write quantization_param: the
+    fake refuses ONNX node names in a model script like the DFC (HAILO_TOOLCHAIN.md §8)."""
+    spec, split, calib, work = tiny
+    har, _ = emulator.dfc_quantized_har(spec, split, config="int16_selective", calib=calib, work_dir=work,
+                                        int16_layers=["/relu/Relu", "/gap/GlobalAveragePool"])
+    script = json.loads(har.read_text())["model_script"]
+    assert "quantization_param([tiny/conv1, tiny/avgpool1], precision_mode=a16_w16)" in script
+    assert "/relu/Relu" not in script
+    steps = _steps(fake)
+    assert steps.index("translate") < steps.index("optimize")
+    meta = json.loads(har.with_suffix(".json").read_text())
+    assert meta["int16_hn_layers"] == ["tiny/conv1", "tiny/avgpool1"]
+    r = emulator.make_emulator(spec, split, backend="dfc", config="int16_selective", calib=calib, work_dir=work,
+                               int16_layers=["/relu/Relu", "/gap/GlobalAveragePool"])
+    assert r.backend.details["int16_hn_layers"] == ["tiny/conv1", "tiny/avgpool1"]
+
+
+def test_a_16bit_layer_that_maps_to_nothing_lists_near_matches(fake, tiny):
+    from hailo_qa.errors import ManifestError
+
+    spec, split, calib, work = tiny
+    with pytest.raises(ManifestError, match="maps to no HAR layer") as err:
+        emulator.dfc_quantized_har(spec, split, config="int16_selective", calib=calib, work_dir=work,
+                                   int16_layers=["/conv/Cnv"])
+    assert "did you mean" in str(err.value) and "'/conv/Conv'" in str(err.value)
+    assert "optimize" not in _steps(fake)
+
+
+def test_a8_w8_a16_is_a_precision_mode_the_script_can_carry(fake, tiny):
+    from hailo_qa.quant.model_script import alls_from_spec, layer_map_from_hn
+    from hailo_qa.runners.dfc import DfcSession
+
+    spec, split, calib, work = tiny
+    s = DfcSession(work / "x", name="tiny")
+    s.translate_onnx(split.stage1_path, "tiny", start_nodes=["images"])
+    text = alls_from_spec(spec, "int8", calib_size=4, layer_map=layer_map_from_hn(s.hn()),
+                          layer_precision={"/conv/Conv": "a8_w8_a16"})
+    assert "quantization_param([tiny/conv1], precision_mode=a8_w8_a16)" in text
+    s.load_model_script(text)  # the contract fake accepts it

@@ -301,3 +301,109 @@ def test_analyze_noise_reads_the_params_statistics(fake, tmp_path, onnx_path):
     assert ranked and all(n.source == "dfc" for n in ranked)
     assert [n.snr_db for n in ranked] == sorted(n.snr_db for n in ranked)  # worst first
     assert ("analyze_noise", s.runner.model_name, "advanced", 4) in fake.calls
+
+
+# --- the corrections of HAILO_TOOLCHAIN.md §8 -------------------------------------------------------------------
+@pytest.mark.parametrize("shape", ["both", "nested", "flat"])
+def test_params_statistics_are_read_per_hn_layer_and_by_flat_keys(fake, tmp_path, onnx_path, shape):
+    """Contract: the DFC's statistics object is indexed per layer (stats[layer]['layer_noise_analysis/snr'], as
+    Hailo's high_precision_inspector reads it) and by flat '<layer>/layer_noise_analysis/…' keys; either shape
+    alone must give the same ranking, in HN layer names with their ONNX original_names."""
+    fake.stats_shape = shape
+    s = _parsed(tmp_path, onnx_path)
+    s.optimize(_calib(8))
+    ranked = s.analyze_noise(_calib(4), data_count=4)
+    hn = s.hn()["layers"]
+    assert {n.layer for n in ranked} == {n for n, l in hn.items() if l["type"] not in ("input_layer", "output_layer")}
+    assert all(n.layer.startswith("tiny/") and n.onnx_names == tuple(hn[n.layer]["original_names"]) for n in ranked)
+    conv = next(n for n in ranked if n.layer == "tiny/conv1")
+    assert conv.onnx_names == ("/conv/Conv", "/relu/Relu") and conv.op_type == "conv"
+    assert [n.snr_db for n in ranked] == sorted(n.snr_db for n in ranked)
+    # the fake's synthetic SNR is 40 - 3·(HN index): conv1 is layer 1 → 37 dB, whatever the shape
+    assert conv.snr_db == pytest.approx(37.0)
+
+
+def test_flat_noise_results_and_partial_snr_are_read_when_snr_is_missing():
+    flat = {"n/conv1/layer_noise_analysis/noise_results/n/output_layer1": np.array([[12.0, 9.0]]),
+            "n/conv1/layer_noise_analysis/noise_results/n/output_layer2": np.array([[15.0]]),
+            "n/conv2/layer_noise_analysis/partial_snr": np.float32(20.0),
+            "n/conv3/stats/min": 0.0}
+    got = {n.layer: n.snr_db for n in dfc.dfc_layer_noise(flat)}
+    assert got == {"n/conv1": 9.0, "n/conv2": 20.0}  # worst output; the inspector's partial_snr fallback
+    nested = {"n/conv1": {"layer_noise_analysis/partial_snr": 11.0, "layer_noise_analysis/snr": [14.0, 6.0]},
+              "n/input_layer1": {"layer_noise_analysis/snr": 80.0}}
+    hn = {"layers": {"n/input_layer1": {"type": "input_layer"}, "n/conv1": {"type": "conv",
+                                                                           "original_names": ["/c/Conv"]}}}
+    (only,) = dfc.dfc_layer_noise(nested, hn=hn)  # the input layer is skipped like Hailo's inspector does
+    assert (only.layer, only.snr_db, only.onnx_names) == ("n/conv1", 6.0, ("/c/Conv",))
+    with pytest.raises(dfc.InputDataError, match="analyze_noise"):
+        dfc.dfc_layer_noise({"n/conv3/stats/min": 0.0})
+
+
+@pytest.mark.parametrize("sinks,level", [
+    (("logging",), 0), (("hailo_sdk.client.log",), 0), (("acceleras.log",), 0), ((), None)])
+def test_level_is_read_from_the_dfc_log_files_too_and_never_guessed(fake, tmp_path, onnx_path, sinks, level):
+    fake.level_log = sinks
+    s = _parsed(tmp_path, onnx_path)
+    s.load_model_script("model_optimization_flavor(optimization_level=2)\n")
+    assert s.optimize(_calib(8)) == level  # no GPU: the DFC reduced 2 → 0 (when it says so somewhere)
+    if sinks and sinks[0].endswith(".log"):
+        assert "Reducing optimization level to 0" in (tmp_path / "work" / sinks[0]).read_text()
+        assert "Reducing" not in s.logs["optimize"] and "Reducing" in s.file_logs["optimize"]
+    # a second session in the same work dir reads only what its own step appended
+    s2 = _parsed(tmp_path, onnx_path)
+    fake.gpu = True
+    s2.load_model_script("model_optimization_flavor(optimization_level=2)\n")
+    assert s2.optimize(_calib(8)) == (1 if sinks else None)
+
+
+def test_an_unknown_level_is_reported_as_unknown_not_the_requested_one(fake, tmp_path):
+    from tests.quant.test_emulator import _spec
+
+    from hailo_qa.graph.split import split_for_model
+    from hailo_qa.quant import emulator
+    from hailo_qa.quant.calib import calib_set_for_model
+
+    fake.level_log = ()
+    spec = _spec(tmp_path, extra="min_optimization_level = 1")
+    split = split_for_model(spec, tmp_path / "w")
+    with pytest.warns(dfc.OptimizationLevelWarning, match="unknown"):
+        r = emulator.make_emulator(spec, split, backend="dfc", config="int8", calib=calib_set_for_model(spec, size=4),
+                                   work_dir=tmp_path / "w")
+    assert r.backend.details["optimization_level"] == "unknown"
+    assert dfc.DfcEmulatorRunner(r.har, inputs=IN, outputs=OUT).backend.details["optimization_level"] == "unknown"
+
+
+def test_on_chip_normalization_feeds_native_normalized_and_quantized_raw(fake, tmp_path, onnx_path):
+    """With a model-script normalization layer, SDK_NATIVE runs without it (normalized data in) and
+    SDK_FP_OPTIMIZED / SDK_QUANTIZED with it (raw 0–255 in); the runner takes normalized Stage-1 data in all."""
+    mean, std = (127.5, 127.5, 127.5), (128.0, 128.0, 128.0)
+    s = _parsed(tmp_path, onnx_path)
+    s.load_model_script(f"normalization1 = normalization({list(mean)}, {list(std)})\n")
+    s.optimize(_calib(8) * 255)
+    har = s.save_har(tmp_path / "norm.har")
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)
+    with OnnxrtRunner(onnx_path) as ref:
+        want = ref.infer({"images": x})["feat"]
+    for context in ("native", "fp_optimized"):
+        with dfc.DfcEmulatorRunner(har, inputs=IN, outputs=OUT, context=context,
+                                   on_chip_normalization=(mean, std)) as r:
+            np.testing.assert_allclose(r.infer({"images": x})["feat"], want, rtol=1e-5, atol=1e-5)
+            assert r.backend.details["input_domain"] == ("normalized" if context == "native"
+                                                          else "raw 0-255 (on-chip normalization)")
+    with dfc.DfcEmulatorRunner(har, inputs=IN, outputs=OUT, context="fp_optimized") as wrong:  # fed normalized
+        assert not np.allclose(wrong.infer({"images": x})["feat"], want, atol=1e-3)
+
+
+def test_save_har_writes_a_temporary_name_ending_in_har(fake, tmp_path, onnx_path):
+    s = _parsed(tmp_path, onnx_path)
+    seen = []
+    real = s.runner.save_har
+    s.runner.save_har = lambda path, **kw: (seen.append(path), real(path, **kw))[1]
+    out = s.save_har(tmp_path / "out" / "model.har")
+    assert out.is_file() and seen and seen[0].endswith(".har") and seen[0] != str(out)
+    assert dfc.har_temp_path(out).name.endswith(".partial.har")
+    s.runner.save_har = lambda path, **kw: None  # a DFC that writes nothing: a clear error, nothing left behind
+    with pytest.raises(ToolchainError, match="wrote nothing"):
+        s.save_har(tmp_path / "out" / "other.har")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.har"]
