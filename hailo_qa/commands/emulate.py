@@ -26,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seed of random evaluation feeds, for models without samples (default 0)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
                    help="cache folder for splits and quantized models. Default: $HAILO_QA_STATE_DIR/work")
+    p.add_argument("--suggest-int16", metavar="K", type=positive_int, nargs="?", const=0, default=None,
+                   help="also find the K noisiest layers (default: quantization.suggest_k) with the noise analysis "
+                        "and measure each alone and together in 16-bit on the held-out inputs; only a set that "
+                        "raised SNR is called a suggestion (HAR layer names on the DFC)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -48,5 +52,21 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(work, "--work-dir")
     result = evaluate_quantization(spec, config=args.config, calib_size=size, backend=args.backend, work_dir=work,
                                    n_eval=args.n_eval, seed=args.seed)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+    suggestion = None
+    k = getattr(args, "suggest_int16", None)
+    if k is not None:
+        from hailo_qa.quant.suggest import measure_int16_suggestion
+
+        suggestion = measure_int16_suggestion(spec, calib_size=size, backend=args.backend, work_dir=work,
+                                              k=k or None, n_eval=args.n_eval, seed=args.seed)
+    if args.json:
+        out = result.to_dict()
+        if suggestion is not None:
+            out["int16_suggestion"] = suggestion.to_dict()
+        print(json.dumps(out, indent=2))
+    else:
+        print(result.table())
+        if suggestion is not None:
+            print()
+            print(suggestion.table())
     return 1 if result.failed else 0

@@ -17,6 +17,7 @@ Two sources, one record (:class:`LayerNoise`):
 quantization is noisiest (lowest ``local_snr_db``; for the DFC, its per-layer SNR), and :func:`alls_lines` writes them
 as ready ``quantization_param(<layer>, precision_mode=a16_w16)`` model-script lines. The ORT figures are an
 approximation of Hailo numerics; the layer names are ONNX node names (map them to HN layer names with ``layer_map``).
+A ranking is not a suggestion: :func:`hailo_qa.quant.suggest.measure_int16_suggestion` measures the candidates.
 """
 from __future__ import annotations
 
@@ -60,15 +61,24 @@ def suggest_int16(noise: Iterable[LayerNoise], k: int, *, exclude: Iterable[str]
     return tuple(out)
 
 
-def alls_lines(layers: Iterable[str], *, layer_map: Mapping[str, str] | None = None) -> list[str]:
-    """Ready model-script lines: ``quantization_param(<layer>, precision_mode=a16_w16)`` per layer.
+def alls_lines(layers: Iterable[str], *, layer_map: Mapping[str, str | Sequence[str]] | None = None) -> list[str]:
+    """Ready model-script lines: ``quantization_param(<HN layer>, precision_mode=a16_w16)`` per layer.
 
     Args:
         layers: layer names (ONNX node names or HN names).
-        layer_map: ONNX node name → HN layer name, where known. Defaults to the names as given.
+        layer_map: ONNX node name → HN layer name(s) (:func:`~hailo_qa.quant.model_script.layer_map_from_hn`).
+            Without one the names are written as given (they must already be HN names: the model script never
+            takes ONNX node names). With one, a name that maps to nothing is a ManifestError with near matches.
     """
-    m = layer_map or {}
-    return [f"quantization_param({m.get(layer, layer)}, precision_mode=a16_w16)" for layer in layers]
+    from hailo_qa.quant.model_script import resolve_layers
+
+    out = []
+    for layer in layers:
+        for name in resolve_layers((layer,), layer_map):
+            line = f"quantization_param({name}, precision_mode=a16_w16)"
+            if line not in out:
+                out.append(line)
+    return out
 
 
 def format_table(noise: Sequence[LayerNoise], *, limit: int | None = 15) -> str:

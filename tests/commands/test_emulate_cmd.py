@@ -71,3 +71,22 @@ def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(["emulate", "mtcnn_onet", *argv])
     assert e.value.code == 2 and "emulate" in capsys.readouterr().err
+
+
+def test_suggest_int16_adds_the_measured_suggestion(tmp_path, capsys, monkeypatch):
+    """``--suggest-int16 K`` on the DFC (contract fake, tiny model): candidates in HAR names, each measured."""
+    from tests.fakes.hailo_sdk_client import _support
+    from tests.quant.test_emulator import _spec
+
+    _support.install(monkeypatch)
+    _spec(tmp_path)
+    args = ["emulate", "tiny", "--manifest", str(tmp_path / "m.toml"), "--calib-size", "4", "--backend", "dfc",
+            "--n-eval", "2", "--work-dir", str(tmp_path / "w"), "--suggest-int16", "2"]
+    assert main(args + ["--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["int16_suggestion"]
+    assert (d["noise_source"], d["names"], d["backend"]["name"]) == ("dfc", "har", "dfc")
+    assert len(d["candidates"]) == 2 and all(c.startswith("tiny/") for c in d["candidates"])
+    assert [r["what"] for r in d["rows"]] == ["int8", "alone", "alone", "together"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "INT16 candidates from the dfc noise analysis (HAR layer names)" in out and "suggestion: none" in out

@@ -72,10 +72,17 @@ def test_ranking_prefers_added_noise_and_dedups():
         suggest_int16(noise, -1)
 
 
-def test_alls_lines_are_model_script_commands():
-    assert alls_lines(["conv1", "/m/Conv"], layer_map={"/m/Conv": "net/conv7"}) == [
-        "quantization_param(conv1, precision_mode=a16_w16)",
+def test_alls_lines_are_model_script_commands_in_hn_names():
+    from hailo_qa.errors import ManifestError
+    from hailo_qa.quant.model_script import layer_map_from_hn
+
+    hn = {"layers": {"net/conv1": {"original_names": ["/c1/Conv"]}, "net/conv7": {"original_names": ["/m/Conv",
+                                                                                                   "/m/Relu"]}}}
+    assert alls_lines(["net/conv1", "/m/Conv", "/m/Relu"], layer_map=layer_map_from_hn(hn)) == [
+        "quantization_param(net/conv1, precision_mode=a16_w16)",
         "quantization_param(net/conv7, precision_mode=a16_w16)"]
+    with pytest.raises(ManifestError, match="did you mean"):
+        alls_lines(["/m/Cnv"], layer_map=layer_map_from_hn(hn))
 
 
 def test_ort_layer_noise_on_tiny_model(tmp_path):
