@@ -240,6 +240,10 @@ def compile_variant(variant: Variant, *, out_dir: str | Path, alls: str, calib: 
             artifacts["har"] = str(session.save_har(paths["har"]))
             done("parse")
             current = "model_script"
+            # quantization_param takes HN layer names: map ONNX names through the parsed HN's original_names
+            from hailo_qa.quant.model_script import layer_map_from_hn, map_alls_layers
+
+            alls = map_alls_layers(alls, layer_map_from_hn(session.hn()), model=name)
             _atomic_write(paths["alls"], alls)
             artifacts["alls"] = str(paths["alls"])
             session.load_model_script(alls)

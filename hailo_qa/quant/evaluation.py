@@ -324,8 +324,9 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         work_dir: cache folder (splits, quantized models).
         n_eval: evaluation inputs at least (see the module docstring). Defaults to 4.
         seed: seed of the random evaluation feeds. Defaults to 0.
-        int16_layers: 16-bit layers for ``int16_selective``. Defaults to the manifest's, else the noise-analysis
-            suggestion.
+        int16_layers: 16-bit layers for ``int16_selective``. Defaults to the manifest's, else the noise analysis'
+            top-ranked layers (unmeasured candidates; :func:`hailo_qa.quant.suggest.measure_int16_suggestion`
+            measures them).
         feeds: evaluation inputs to use instead of :func:`eval_feeds` (a sweep fixes them across sizes). They must
             not be calibration data.
         split: the model's split. Defaults to :func:`hailo_qa.graph.split.split_for_model`.

@@ -190,6 +190,40 @@ def resolve_layers(names: Sequence[str], layer_map: Mapping[str, str | Sequence[
     return tuple(out)
 
 
+LAYER_COMMANDS = ("quantization_param",)
+"""Model-script commands whose first argument names layers (a name, ``[a, b]`` or ``{glob*}``)."""
+
+
+def map_alls_layers(text: str, layer_map: Mapping[str, str | Sequence[str]], *, model: str = "",
+                    source: str = "<alls>") -> str:
+    """Rewrite the layer names of every ``quantization_param`` line through ``layer_map`` (ONNX → HN names).
+
+    For a script written before the model was parsed (a user's, or one naming ONNX nodes): each line naming layers
+    is re-rendered with HN layer names; every other line is kept byte for byte.
+
+    Raises:
+        ManifestError: a name maps to no layer (with near matches).
+        InputFileError: a ``quantization_param`` line that does not parse.
+    """
+    out = []
+    for n, raw in enumerate(text.splitlines(keepends=True), 1):
+        stripped = raw.split("#", 1)[0].strip()
+        if not any(stripped.startswith(op) or re.match(rf"^\w+\s*=\s*{op}\b", stripped) for op in LAYER_COMMANDS):
+            out.append(raw)
+            continue
+        (cmd,) = parse_alls(stripped, source=f"{source}:{n}")
+        if cmd.op not in LAYER_COMMANDS or not cmd.args:
+            out.append(raw)
+            continue
+        first = cmd.args[0]
+        names = [x.strip() for x in first[1:-1].split(",")] if first.startswith("[") else [first]
+        mapped = resolve_layers(names, layer_map, model=model)
+        new_first = "[" + ", ".join(mapped) + "]" if first.startswith("[") or len(mapped) > 1 else mapped[0]
+        line = AllsCommand(cmd.op, (new_first, *cmd.args[1:]), cmd.kwargs, cmd.lhs).render()
+        out.append(line + ("\n" if raw.endswith("\n") else ""))
+    return "".join(out)
+
+
 def _floats(vals: Sequence[float]) -> str:
     return "[" + ", ".join(repr(float(v)) for v in vals) + "]"
 

@@ -172,3 +172,26 @@ def test_checks_use_the_hef_helpers_reader_by_default(fake, tmp_path, onnx_path)
     fake.hef_arch = "hailo8"
     bad = run([variant(onnx_path, "tiny_b", hw_arch="hailo8l")], tmp_path / "out2", hef_reader=None).results[0]
     assert bad.failed_step == "check" and "targets hailo8p" in bad.error
+
+
+def test_16bit_onnx_names_are_mapped_to_hn_names_after_parsing(fake, tmp_path, onnx_path):
+    """quantization_param takes HN layer names (HAILO_TOOLCHAIN.md §8): the script is mapped through the parsed HN
+    before it is loaded; a name that maps to nothing fails the model_script step with near matches."""
+    alls = ALLS + "quantization_param([/relu/Relu, tiny_a/avgpool1], precision_mode=a16_w16)\n"
+    (r,) = hc.compile_variants([variant(onnx_path)], out_dir=tmp_path / "out", alls=alls, calib=CALIB, gpu=False,
+                               hef_reader=read_arch).results
+    assert r.ok, r.error
+    assert Path(r.artifacts["alls"]).read_text() == ALLS + (
+        "quantization_param([tiny_a/conv1, tiny_a/avgpool1], precision_mode=a16_w16)\n")
+    bad = ALLS + "quantization_param(/conv/Cnv, precision_mode=a8_w8_a16)\n"
+    (r2,) = hc.compile_variants([variant(onnx_path, "tiny_b")], out_dir=tmp_path / "out2", alls=bad, calib=CALIB,
+                                gpu=False, hef_reader=read_arch).results
+    assert (r2.ok, r2.failed_step) == (False, "model_script")
+    assert "did you mean" in r2.error and "'/conv/Conv'" in r2.error
+
+
+def test_an_unknown_level_is_recorded_as_unknown_not_the_requested_one(fake, tmp_path, onnx_path):
+    fake.level_log = ()
+    (r,) = run([variant(onnx_path, requested_level=2)], tmp_path / "out").results
+    assert r.ok and r.optimization["used"] == "unknown" and r.optimization["requested"] == 2
+    assert "not in the DFC's logs" in r.optimization["used_source"]

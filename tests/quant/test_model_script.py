@@ -194,3 +194,19 @@ def test_render_and_atomic_write(tmp_path):
     p = write_alls(render_alls(cmds), tmp_path / "sub" / "m.alls")
     assert p.read_text() == "model_optimization_flavor(optimization_level=2)\n"
     assert [q.name for q in p.parent.iterdir()] == ["m.alls"]  # no temp file left behind
+
+
+def test_map_alls_layers_rewrites_only_layer_lines():
+    from hailo_qa.quant.model_script import map_alls_layers
+
+    text = ("# a user's script\nnormalization1 = normalization([0.0], [1.0])\n"
+            "quantization_param([/fc/MatMul, /conv1/Conv], precision_mode=a16_w16)\n"
+            "quantization_param(/conv3/Conv, precision_mode=a8_w8_a16)\n"
+            "quantization_param({dw*}, precision_mode=a16_w16)\n")
+    got = map_alls_layers(text, layer_map_from_hn(HN), model="mfn")
+    assert got == ("# a user's script\nnormalization1 = normalization([0.0], [1.0])\n"
+                   "quantization_param([mfn/fc1, mfn/conv1], precision_mode=a16_w16)\n"
+                   "quantization_param(mfn/conv3, precision_mode=a8_w8_a16)\n"
+                   "quantization_param({dw*}, precision_mode=a16_w16)\n")
+    with pytest.raises(ManifestError, match="did you mean"):
+        map_alls_layers("quantization_param(/fc/MatMull, precision_mode=a16_w16)\n", layer_map_from_hn(HN))
