@@ -1,6 +1,7 @@
 """Test helpers for the ``hailo_sdk_client`` contract fake: install into ``sys.modules``, build a tiny ONNX."""
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from pathlib import Path
@@ -21,7 +22,9 @@ def install(monkeypatch):
         monkeypatch.setitem(sys.modules, "hailo_sdk_client" + suffix, importlib.import_module(base + suffix))
     cr = importlib.import_module(base + ".runner.client_runner")
     monkeypatch.setattr(cr, "BEHAVIOUR", cr.Behaviour())
-    toolchain.dfc.cache_clear()
+    # a fresh cache for the probe while the fake is installed: the real probe's answer comes back with the undo,
+    # so "the DFC is installed" never outlives the test (a later test in the worker would otherwise believe it)
+    monkeypatch.setattr(toolchain, "dfc", functools.cache(toolchain.dfc.__wrapped__))
     return cr.BEHAVIOUR
 
 
