@@ -147,6 +147,7 @@ class ModelSpec:
     thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     samples: tuple[Path, ...] = ()
     hef: Path | None = None
+    network_group: str = ""  # which network group of the HEF to run (a HEF can hold several); "" = its only one
     hw_arch: str = "hailo8"
     licence: str = ""
     provenance: str = ""
@@ -489,7 +490,7 @@ def _model(name: str, raw, path: Path, base: Path) -> ModelSpec:
         raise r._err("identities", "has a non-string value", note="expected file-stem = \"identity\" pairs")
     spec = ModelSpec(
         name=name, file=file, task=task, inputs=inputs, split=split, calibration=calib, quantization=quant,
-        thresholds=thresholds, samples=tuple(samples), hef=hef,
+        thresholds=thresholds, samples=tuple(samples), hef=hef, network_group=r.get("network_group", str, ""),
         hw_arch=r.get("hw_arch", str, "hailo8", choices=HW_ARCHS), licence=r.get("licence", str, ""),
         provenance=r.get("provenance", str, ""), identities=dict(ids),
         unavailable=why or (why_hef if file is None else ""), manifest_path=path, raw=raw)

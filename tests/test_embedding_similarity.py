@@ -188,7 +188,8 @@ def test_hailo8_embeddings(hqa_model, face_set, float_run, hqa, hqa_history):
     reason = status.reason if not status.usable else hef_skip_reason(status, hqa_model.hef)
     if reason:
         pytest.skip(reason)
-    runner = HailortRunner(hqa_model.hef, device_id=hqa.device, name=f"{hqa_model.name}:hailo8")
+    runner = HailortRunner(hqa_model.hef, device_id=hqa.device, name=f"{hqa_model.name}:hailo8",
+                           network_group=hqa_model.network_group or None)
     run = _run_target(_DeviceFeeds(runner, hqa_model, face_set), hqa_model, face_set)
     ref, _ = float_run
     _evaluate_and_gate(hqa_model, "hailo8", run, ref.emb, face_set, runner.backend, hqa_history)

@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hailo_qa.pytest_plugin.hw import determinism_report, latency_gate_failures, lsb_agreement
+from hailo_qa.pytest_plugin.hw import (
+    determinism_report,
+    latency_gate_failures,
+    lsb_agreement,
+    witness_failures,
+    witness_report,
+)
 
 pytestmark = [pytest.mark.hailo8, pytest.mark.hqa_select(needs=("hef",))]
 
@@ -50,8 +56,9 @@ def hw(hqa_model, hqa, hqa_hef_gate):
         from hailo_qa.graph.split import split_for_model
 
         split = split_for_model(hqa_model, hqa.work_dir)
-        names = _names_for_split(HailortRunner(hqa_model.hef), split)
-    runner = HailortRunner(hqa_model.hef, device_id=hqa.device, names=names)
+        names = _names_for_split(HailortRunner(hqa_model.hef, network_group=hqa_model.network_group or None), split)
+    runner = HailortRunner(hqa_model.hef, device_id=hqa.device, names=names,
+                           network_group=hqa_model.network_group or None)
     feeds_list = sample_feeds(hqa_model) or [("random0", random_feeds(hqa_model, np.random.default_rng(0)))]
     with runner:
         yield runner, split, feeds_list
@@ -98,6 +105,40 @@ def test_latency_gates(hqa_model, hqa, hw, hqa_history):
                            backend=runner.backend, extra=st.to_dict())
     fails = latency_gate_failures(hqa_model, e2e_stats, core_stats)
     assert not fails, "\n".join(fails)
+
+
+def test_hailortcli_second_witness(hqa_model, hqa, hw, hqa_history):
+    """HailoRT's own device-side latency (``hailortcli run --measure-latency``) next to the host percentiles.
+
+    ``--measure-overall-latency`` only for single-input networks, ``--measure-power`` where the board has a sensor;
+    every network of the group is its own row; a row HailoRT marked failed fails the test.
+    """
+    from dataclasses import replace
+
+    from hailo_qa import toolchain
+    from hailo_qa.hw.latency import measure_runner, run_hailortcli
+
+    if not toolchain.hailortcli():
+        pytest.skip("hailo8: hailortcli is not on PATH, so there is no device-side witness (it ships with the "
+                    "hailort package)")
+    runner, _, feeds_list = hw
+    host = measure_runner(runner, _device_feeds(hqa_model, runner, feeds_list[0][1]), warmup=hqa.latency_warmup,
+                          iterations=hqa.latency_iterations)
+    runner.deactivate()  # hailortcli opens the device itself: release ours for the duration
+    try:
+        rows = run_hailortcli(hqa_model.hef, device_id=hqa.device, frames=max(100, hqa.latency_iterations))
+    finally:
+        runner.activate()
+    backend = replace(runner.backend, name="hailortcli")
+    for r in rows:
+        for metric, value in (("hailortcli_hw_latency_ms", r.hw_latency_ms),
+                              ("hailortcli_overall_latency_ms", r.overall_latency_ms),
+                              ("hailortcli_avg_power_w", r.average_power_w)):
+            if value is not None and not r.failed:
+                hqa_history.record(model=hqa_model.name, metric=metric, value=value, target="hailo8",
+                                   variant=r.network_group, backend=backend, extra=r.to_dict())
+    fails = witness_failures(rows, host["device"])
+    assert not fails, "\n".join(fails + ["", witness_report(rows, host)])
 
 
 def test_outputs_vs_golden(hqa_model, hw, hqa_golden):

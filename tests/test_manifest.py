@@ -110,3 +110,10 @@ def test_host_input_needs_a_value_that_fits(tmp_path):
         load_manifest(_write(tmp_path, body))
     with pytest.raises(ManifestError, match="does not fit"):
         load_manifest(_write(tmp_path, body + "value = [1, 2, 3]\n"))
+
+
+def test_network_group_of_a_multi_group_hef(tmp_path):
+    m = load_manifest(_write(tmp_path, BASE.replace('task = "classification"',
+                                                    'task = "classification"\nnetwork_group = "net_b"')))
+    assert m.get("a").network_group == "net_b"
+    assert load_manifest(_write(tmp_path, BASE)).get("a").network_group == ""

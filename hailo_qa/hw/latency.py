@@ -19,7 +19,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +249,11 @@ def measure_runner(runner, feeds: Mapping[str, np.ndarray], *, warmup: int = 20,
 # --- hailortcli ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CliResult:
-    """One network group's figures from ``hailortcli run``/``benchmark`` (ms, FPS). Missing figures are None."""
+    """One row of ``hailortcli run``/``benchmark`` figures (ms, FPS, W). Missing figures are None.
+
+    ``network_group`` is the CSV's ``net_name``: a network group, or one network of it (``group/network``) when the
+    group holds several; each is its own row, reported separately.
+    """
 
     network_group: str
     command: str
@@ -261,11 +265,33 @@ class CliResult:
     send_rate_mbit_s: float | None = None
     recv_rate_mbit_s: float | None = None
     status: str = ""
+    status_code: int | None = None
+    min_power_w: float | None = None
+    average_power_w: float | None = None
+    max_power_w: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """HailoRT reported a non-zero status for this row (its figures are then empty or partial)."""
+        return (self.status_code not in (None, 0)) or (bool(self.status) and self.status != "HAILO_SUCCESS")
+
+    def describe(self) -> str:
+        if self.failed:
+            return f"{self.network_group}: FAILED with status {self.status_code} ({self.status})"
+        parts = [f"HW latency {self.hw_latency_ms:.3f} ms" if self.hw_latency_ms is not None else "no HW latency"]
+        if self.overall_latency_ms is not None:
+            parts.append(f"overall {self.overall_latency_ms:.3f} ms")
+        if self.fps is not None:
+            parts.append(f"{self.fps:.1f} FPS")
+        if self.average_power_w is not None:
+            parts.append(f"power avg {self.average_power_w:.3f} W (max {self.max_power_w})")
+        return f"{self.network_group}: " + ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["extra"] = dict(self.extra)
+        d["failed"] = self.failed
         return d
 
 
@@ -291,13 +317,16 @@ def _parse_csv(text: str, command: str, needed: tuple[str, ...]) -> list[CliResu
     out = []
     for r in rows:
         known = {"net_name", "status", "status_description", "fps", "hw_only_fps", "num_of_frames",
-                 "num_of_frames_hw_only", "send_rate", "recv_rate", "hw_latency", "overall_latency"}
+                 "num_of_frames_hw_only", "send_rate", "recv_rate", "hw_latency", "overall_latency", "min_power",
+                 "average_power", "max_power"}
         out.append(CliResult(
             network_group=r["net_name"], command=command, fps=_num(r.get("fps")),
             hw_only_fps=_num(r.get("hw_only_fps")), frames=_num(r.get("num_of_frames"), int),
             hw_latency_ms=_num(r.get("hw_latency")), overall_latency_ms=_num(r.get("overall_latency")),
             send_rate_mbit_s=_num(r.get("send_rate")), recv_rate_mbit_s=_num(r.get("recv_rate")),
-            status=(r.get("status_description") or "").strip(),
+            status=(r.get("status_description") or "").strip(), status_code=_num(r.get("status"), int),
+            min_power_w=_num(r.get("min_power")), average_power_w=_num(r.get("average_power")),
+            max_power_w=_num(r.get("max_power")),
             extra={k: v for k, v in r.items() if k not in known and k is not None and v}))
     return out
 
@@ -356,9 +385,38 @@ def parse_benchmark_stdout(text: str) -> CliResult:
                      hw_latency_ms=vals.get("Latency.hw"), overall_latency_ms=vals.get("Latency.overall"))
 
 
+_HELP_CACHE: dict[str, str] = {}
+
+
+def _run_help(exe: str) -> str:
+    """``hailortcli run --help`` (cached per program): which flags this hailortcli has."""
+    if exe not in _HELP_CACHE:
+        try:
+            proc = subprocess.run([exe, "run", "--help"], capture_output=True, text=True, timeout=30, check=False)
+            _HELP_CACHE[exe] = proc.stdout + proc.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            _HELP_CACHE[exe] = ""
+    return _HELP_CACHE[exe]
+
+
+def single_input(hef: str | Path) -> bool:
+    """Whether every network group of ``hef`` has exactly one input: ``hailortcli run --measure-overall-latency``
+    refuses multi-input networks (``run_command.cpp``). False when the HEF cannot be read."""
+    from hailo_qa.hw.hef import HefError, read_hef
+
+    try:
+        info = read_hef(hef)
+    except HefError:
+        return False
+    return all(len(g.inputs) == 1 for g in info.network_groups)
+
+
 def run_hailortcli(hef: str | Path, *, frames: int = 1000, device_id: str | None = None, timeout_s: float = 300,
-                   exe: str | None = None) -> list[CliResult]:
-    """Run ``hailortcli run HEF --measure-latency --measure-overall-latency --csv`` and parse the CSV.
+                   exe: str | None = None, overall_latency: bool | None = None,
+                   power: bool | None = None) -> list[CliResult]:
+    """Run ``hailortcli run HEF --measure-latency [--measure-overall-latency] [--measure-power] --csv`` and parse it.
+
+    HailoRT's own device-side witness: ``hw_latency`` comes from the device's latency counters, not a host timer.
 
     Args:
         hef: the HEF.
@@ -366,6 +424,13 @@ def run_hailortcli(hef: str | Path, *, frames: int = 1000, device_id: str | None
         device_id: ``--device-id``. Defaults to HailoRT's choice.
         timeout_s: kill the program after this long. Defaults to 300.
         exe: path of ``hailortcli``. Defaults to the one on PATH.
+        overall_latency: add ``--measure-overall-latency``. Defaults to only for single-input networks (HailoRT
+            refuses it otherwise).
+        power: add ``--measure-power``. Defaults to when this hailortcli has the flag; if the run then fails (the
+            board has no power sensor), it is rerun without, and each row's ``extra["power"]`` says why.
+
+    Returns:
+        One :class:`CliResult` per CSV row; rows HailoRT marked failed have ``failed`` set (check it).
 
     Raises:
         DeviceError: ``hailortcli`` is absent, failed, or timed out.
@@ -378,20 +443,49 @@ def run_hailortcli(hef: str | Path, *, frames: int = 1000, device_id: str | None
     if not exe:
         raise DeviceError("hailortcli is not on PATH", note="expected HailoRT's command-line tool",
                           hint="install the hailort package (it ships hailortcli)", step="latency")
+    if overall_latency is None:
+        overall_latency = single_input(hef)
+    power_note = "not requested"
+    if power is None:
+        power = "--measure-power" in _run_help(exe)
+        power_note = "" if power else "not available: this hailortcli has no --measure-power"
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "run.csv"
-        cmd = [exe, "run", str(hef), "--frames-count", str(frames), "--measure-latency",
-               "--measure-overall-latency", "--csv", str(csv_path)]
+        base = [exe, "run", str(hef), "--frames-count", str(frames), "--measure-latency"]
+        if overall_latency:
+            base.append("--measure-overall-latency")
+        tail = ["--csv", str(csv_path)]
+        if "--dont-show-progress" in _run_help(exe):
+            tail.append("--dont-show-progress")
         if device_id:
-            cmd += ["--device-id", device_id]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired as err:
-            raise DeviceError(f"hailortcli run timed out after {timeout_s} s", note="expected it to finish",
-                              hint="lower frames, check the device with `hailortcli scan`", step="latency") from err
+            tail += ["--device-id", device_id]
+        cmd = base + (["--measure-power"] if power else []) + tail
+        proc = _run_cli(cmd, timeout_s)
+        if power and (proc.returncode != 0 or not csv_path.is_file()):
+            why = _tail(proc)
+            cmd = base + tail
+            proc = _run_cli(cmd, timeout_s)
+            power_note = f"not available on this board: hailortcli run --measure-power failed ({why})"
+        elif power:
+            power_note = "measured"
         if proc.returncode != 0 or not csv_path.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise DeviceError(f"hailortcli run failed (exit {proc.returncode}): {' / '.join(tail)}",
+            raise DeviceError(f"hailortcli run failed (exit {proc.returncode}): {_tail(proc)}",
                               note="expected exit 0 and a CSV", hint=f"rerun by hand: {' '.join(cmd)}",
                               step="latency")
-        return parse_run_csv(csv_path.read_text())
+        rows = parse_run_csv(csv_path.read_text())
+    info = {"command": " ".join(cmd), "power": power_note,
+            "overall_latency": "measured" if overall_latency else "not measured (multi-input network or unreadable "
+                                                                  "HEF: HailoRT refuses it)"}
+    return [replace(r, extra={**r.extra, **info}) for r in rows]
+
+
+def _run_cli(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise DeviceError(f"hailortcli run timed out after {timeout_s} s", note="expected it to finish",
+                          hint="lower frames, check the device with `hailortcli scan`", step="latency") from err
+
+
+def _tail(proc: subprocess.CompletedProcess) -> str:
+    return " / ".join((proc.stderr or proc.stdout or "").strip().splitlines()[-3:])

@@ -148,8 +148,11 @@ def test_parse_benchmark_stdout_and_csv():
 
 
 def test_parse_failed_run_csv_row():
-    r, = parse_run_csv(RUN_CSV.splitlines()[0] + "\nnet,6,HAILO_TIMEOUT,,,,,,,,,,,,,,,\n")
+    r, = parse_run_csv(RUN_CSV.splitlines()[0] + "\nnet,4,HAILO_TIMEOUT,,,,,,,,,,,,,,,\n")
     assert r.status == "HAILO_TIMEOUT" and r.fps is None and r.hw_latency_ms is None
+    assert r.failed and r.status_code == 4 and "FAILED with status 4 (HAILO_TIMEOUT)" in r.describe()
+    ok, = parse_run_csv(RUN_CSV)
+    assert not ok.failed and ok.status_code == 0 and ok.to_dict()["failed"] is False
 
 
 @pytest.mark.parametrize("fn, text", [(parse_run_stdout, "Error: device not found\n"),
@@ -196,3 +199,72 @@ def test_harness_on_yunet_with_ort(hqa_manifest):
     assert 0 < s.min_ms <= s.p50_ms <= s.p90_ms <= s.p95_ms <= s.p99_ms <= s.max_ms
     assert math.isfinite(s.cov_pct) and s.cov_pct >= 0 and s.fps > 0
     assert lat.setup_ms["enter_ms"] > 0 and lat.backend["name"] == "onnxruntime"
+
+
+# --- hailortcli as the second witness (item 5 of issue 9) ----------------------------------------------------------
+HEADER = RUN_CSV.splitlines()[0]
+TWO_NETS_CSV = (f"{HEADER}\n"
+                "g/net_a,0,HAILO_SUCCESS,900.5,1000,100,10,1.25,2.5,1.1,1.4,1.9,,,,,,\n"
+                "g/net_b,0,HAILO_SUCCESS,450.0,1000,100,10,2.75,3.5,1.1,1.4,1.9,,,,,,\n")
+
+
+def test_several_networks_and_power_are_separate_rows():
+    a, b = parse_run_csv(TWO_NETS_CSV)
+    assert (a.network_group, a.hw_latency_ms, b.network_group, b.hw_latency_ms) == ("g/net_a", 1.25, "g/net_b", 2.75)
+    assert (a.min_power_w, a.average_power_w, a.max_power_w) == (1.1, 1.4, 1.9)
+    assert "power avg 1.400 W" in a.describe() and "HW latency 2.750 ms" in b.describe()
+
+
+def _shared_hef(name):
+    from hailo_qa import config
+
+    p = config.SHARED_DIR / "hef" / name
+    if not p.is_file():
+        pytest.skip(f"shared HEF missing at {p}")
+    return p
+
+
+def test_overall_latency_only_for_single_input_networks(tmp_path, monkeypatch):
+    from hailo_qa.hw import latency
+    from tests.fakes.hailortcli import calls, write_fake_hailortcli
+
+    hef = _shared_hef("hand_landmark_lite_hailo8_fmt0.hef")
+    assert latency.single_input(hef) and not latency.single_input(tmp_path / "missing.hef")
+    exe, log = write_fake_hailortcli(tmp_path / "bin", RUN_CSV)
+    r, = run_hailortcli(hef, exe=str(exe), device_id="0000:01:00.0", frames=50)
+    run = calls(log)[-1]
+    assert run[:3] == ["run", str(hef), "--frames-count"] and "--measure-overall-latency" in run
+    assert run[run.index("--device-id") + 1] == "0000:01:00.0" and "--dont-show-progress" in run
+    assert r.extra["overall_latency"] == "measured" and r.extra["power"] == "measured"
+    monkeypatch.setattr(latency, "single_input", lambda hef: False)  # a multi-input network: HailoRT refuses it
+    r, = run_hailortcli(hef, exe=str(exe))
+    assert "--measure-overall-latency" not in calls(log)[-1] and "--measure-latency" in calls(log)[-1]
+    assert r.extra["overall_latency"].startswith("not measured (multi-input")
+
+
+def test_power_where_available_else_said_why(tmp_path):
+    from tests.fakes.hailortcli import calls, write_fake_hailortcli
+
+    hef = _shared_hef("hand_landmark_lite_hailo8_fmt0.hef")
+    exe, log = write_fake_hailortcli(tmp_path / "nosensor", RUN_CSV,
+                                     fail_with_power="[HailoRT CLI] [error] power measurement not supported")
+    r, = run_hailortcli(hef, exe=str(exe))
+    runs = [c for c in calls(log) if c[:2] != ["run", "--help"]]
+    assert ["--measure-power" in c for c in runs] == [True, False]
+    assert r.extra["power"].startswith("not available on this board") and "not supported" in r.extra["power"]
+    old, log_old = write_fake_hailortcli(tmp_path / "old", RUN_CSV, help_text="  --measure-latency\n")
+    r, = run_hailortcli(hef, exe=str(old))
+    assert "--measure-power" not in calls(log_old)[-1] and r.extra["power"].startswith("not available: this")
+
+
+def test_flags_exist_in_the_real_hailortcli():
+    """Every flag run_hailortcli passes is one the real HailoRT 4.23 ``hailortcli run`` accepts."""
+    import subprocess
+
+    from tests.fakes import hailortcli_exe
+
+    help_text = subprocess.run([hailortcli_exe(), "run", "--help"], capture_output=True, text=True, timeout=60).stdout
+    for flag in ("--frames-count", "--measure-latency", "--measure-overall-latency", "--measure-power", "--csv",
+                 "--dont-show-progress", "--device-id"):
+        assert flag in help_text, flag
+    assert "--measure-overall-latency Needs: --measure-latency" in help_text

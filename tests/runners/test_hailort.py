@@ -323,3 +323,23 @@ def test_hailort_older_than_infer_model_api_is_refused(fake, hef, monkeypatch):
     monkeypatch.setattr(hp, "__version__", "4.17.1")
     with pytest.raises(DeviceError, match=r"predates the InferModel API \(added in HailoRT 4.18\)"):
         _runner(hef)
+
+
+def test_hailortcli_witness_next_to_host_percentiles(fake, hef):
+    from hailo_qa.hw.latency import CliResult
+    from hailo_qa.pytest_plugin.hw import witness_failures, witness_report
+
+    host = measure_runner(_runner(hef), {IN: _x()}, warmup=1, iterations=5)
+    dev = host["device"]
+    agree = [CliResult("g/net_a", "run", hw_latency_ms=dev.p50_ms * 0.5, status="HAILO_SUCCESS", status_code=0,
+                       extra={"power": "measured", "overall_latency": "measured"}),
+             CliResult("g/net_b", "run", hw_latency_ms=dev.p50_ms * 0.9, status="HAILO_SUCCESS", status_code=0)]
+    assert witness_failures(agree, dev) == []
+    report = witness_report(agree, host)
+    assert "host device: p50" in report and "hailortcli g/net_a: HW latency" in report and "g/net_b" in report
+    bad = [agree[0], CliResult("g/net_b", "run", hw_latency_ms=dev.p50_ms * 2, status_code=0),
+           CliResult("g/net_c", "run", status="HAILO_STREAM_ABORT", status_code=63), CliResult("g/net_d", "run")]
+    fails = witness_failures(bad, dev)
+    assert len(fails) == 3 and "g/net_c: FAILED with status 63 (HAILO_STREAM_ABORT)" in fails[0]
+    assert "g/net_b: hailortcli HW latency" in fails[1] and "g/net_d: no HW latency" in fails[2]
+    assert witness_failures([], dev) == ["hailortcli run wrote no result row"]
