@@ -122,7 +122,11 @@ def probe_device(device_id: str | None = None) -> DeviceStatus:
     why = hailort_version_reason(version)
     if why:
         return DeviceStatus(version, None, reason=why)
-    errs = hailort_errors(hp)
+    try:
+        errs = hailort_errors(hp)
+    except (ImportError, AttributeError) as err:
+        return DeviceStatus(version, None, reason=f"hailo8: HailoRT {version}'s Python binding lacks the modules 4.x "
+                                                  f"has (hailo_platform.pyhailort.pyhailort / _pyhailort): {err}")
     try:
         ids = tuple(_clean(i) for i in hp.Device.scan())
     except Exception as err:  # a broken driver must give a skip reason, not a collection error
