@@ -83,12 +83,22 @@ def version_skew_reason(hef_sdk_version: str | None, hailort_version: str | None
 def arch_reason(hef_arch: str, device_arch: str) -> str | None:
     """Why a HEF for ``hef_arch`` cannot run on a ``device_arch`` device (None when it can).
 
-    Uses :func:`hailo_qa.hw.hef.hef_runs_on` (HailoRT's ``is_hef_compatible`` table).
+    Uses :func:`hailo_qa.hw.hef.hef_runs_on` (HailoRT 4.23's ``is_hef_compatible``).
     """
-    from hailo_qa.hw.hef import hef_runs_on
+    from hailo_qa.hw.hef import HAILORT5_ONLY_ARCHS, hef_runs_on
 
     if hef_runs_on(hef_arch, device_arch):
         return None
+    arch = hef_arch.strip().upper().removeprefix("PROTO__HW_ARCH__")
+    if arch in HAILORT5_ONLY_ARCHS:
+        return (f"hailo8: the HEF targets {arch}, a HailoRT 5.x-only architecture ({HAILORT5_ONLY_ARCHS[arch]}); "
+                f"HailoRT 4.x, the last line for Hailo-8, cannot run it on this {device_arch} device")
+    if arch in ("HAILO15H", "HAILO15M", "HAILO15L", "HAILO10H", "GINGER", "LAVENDER", "PLUTO"):
+        return (f"hailo8: the HEF targets {arch} (Hailo-10/15 family, DFC 5.x or a Hailo-15 build); recompile with "
+                f"DFC 3.x --hw-arch {device_arch} for this {device_arch} device")
+    if arch == "HAILO8" and device_arch in ("hailo8", "hailo8r"):
+        return ("hailo8: the HEF has the legacy arch id 0 (HAILO8); HailoRT 4.23 accepts HAILO8P/HAILO8R/HAILO8L "
+                "HEFs on a Hailo-8: recompile with a current DFC 3.x")
     if device_arch == "hailo8l":
         return (f"hailo8: the device is Hailo-8L but the HEF targets {hef_arch} (a Hailo-8L accepts only Hailo-8L "
                 f"HEFs; compile with --hw-arch hailo8l)")

@@ -261,3 +261,18 @@ def test_real_pytest_m_hailo8_skips_every_device_test_with_status_74(real_hp):
     assert " skipped" in summary and "passed" not in summary and "failed" not in summary, summary
     reasons = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
     assert reasons and all("no Hailo device found" in r and "status 74" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("hef_arch, device, fragment", [
+    ("HAILO8P", "hailo8", None), ("HAILO8L", "hailo8", None), ("HAILO8R", "hailo8", None),
+    ("HAILO8L", "hailo8l", None),
+    ("HAILO8P", "hailo8l", "a Hailo-8L accepts only Hailo-8L HEFs"),
+    ("HAILO8", "hailo8", "legacy arch id 0"),
+    ("MARS", "hailo8", "HailoRT 5.x-only architecture (HAILO12L)"),
+    ("HAILO15H", "hailo8", "Hailo-10/15 family"),
+])
+def test_arch_reason_follows_hailort_4_23(hef_arch, device, fragment):
+    from hailo_qa.hw.device import arch_reason
+
+    why = arch_reason(hef_arch, device)
+    assert (why is None) if fragment is None else (fragment in why)
