@@ -36,6 +36,7 @@ ROLES = ("device", "host")
 KINDS = ("image", "tensor")
 PRECISION_CONFIGS = ("int8", "int16_selective", "int16")
 HW_ARCHS = ("hailo8", "hailo8l", "hailo8r")
+VARIANT_TARGETS = ("emulator", "hailo8")
 
 THRESHOLD_KEYS: dict[str, frozenset[str]] = {
     # emulator.<precision config>
@@ -46,6 +47,15 @@ THRESHOLD_KEYS: dict[str, frozenset[str]] = {
     "embedding": frozenset({"min_cosine", "min_p5_cosine", "min_margin", "match_threshold", "min_match_rate",
                             "min_nn_agreement", "min_pre_norm_ratio", "max_pre_norm_ratio"}),
     "deploy": frozenset({"min_accuracy", "max_ece", "min_coverage", "conformal_alpha"}),
+    # recognition.<target>: faces the way a recognition team measures them (gallery/probe photos, hailo_qa.evaluate.
+    # recognition); target = float | emulator.<config> | hailo8, or the variant id
+    "recognition": frozenset({"match_threshold", "min_tar", "max_far", "far_target", "min_tar_at_far", "min_rank1",
+                              "min_margin", "min_pre_norm", "min_pre_norm_ratio", "max_pre_norm_ratio",
+                              "max_session_spread", "max_session_match_spread", "min_pre_norm_distance_drop",
+                              "min_smallest_passing_px", "max_smallest_passing_px"}),
+    # viability: the success criteria a variant comparison marks each variant against (hailo-qa report)
+    "viability": frozenset({"max_different_similarity", "min_same_vs_baseline", "min_medium_match_rate",
+                            "medium_face_px", "min_pre_norm_distance_drop"}),
 }
 """Known threshold sections and their keys. A section may be qualified: ``emulator.int8``, ``embedding.float``."""
 
@@ -134,6 +144,46 @@ class QuantizationSpec:
 
 
 @dataclass(frozen=True)
+class VariantSpec:
+    """One quantized variant of a model: an emulator config or a compiled HEF, labelled the way its owner built it.
+
+    ``id`` reads like ``int16_selective-calib2048@hailo8`` (``name`` overrides it); test ids are
+    ``<model>[<id>]``, and every history and report row carries it.
+    """
+
+    target: str  # "emulator" | "hailo8"
+    precision: str  # int8 | int16_selective | int16 | "" (unknown: a HEF whose build is not described)
+    calib_size: int | None = None
+    calib_source: str = ""
+    int16_layers: tuple[str, ...] = ()
+    hef: Path | None = None
+    name: str = ""
+    baseline: bool = False
+    unavailable: str = ""  # non-empty: why this variant's HEF is absent
+
+    @property
+    def id(self) -> str:
+        if self.name:
+            return self.name
+        calib = f"-calib{self.calib_size}" if self.calib_size is not None else ""
+        return f"{self.precision or 'hef'}{calib}@{self.target}"
+
+    @property
+    def available(self) -> bool:
+        return not self.unavailable
+
+    def label(self) -> str:
+        """A one-line description: precision (+ layers), calibration size and source, target."""
+        parts = [self.precision or "precision not stated"]
+        if self.int16_layers:
+            parts[0] += f" ({', '.join(self.int16_layers)})"
+        if self.calib_size is not None:
+            parts.append(f"calib {self.calib_size}" + (f" from {self.calib_source}" if self.calib_source else ""))
+        parts.append(f"on {self.target}" + (f" ({self.hef.name})" if self.hef else ""))
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the suite knows about one registered model."""
 
@@ -153,6 +203,9 @@ class ModelSpec:
     provenance: str = ""
     identities: Mapping[str, str] = field(default_factory=dict)
     unavailable: str = ""  # non-empty: why the model's file is absent (tests skip with this reason)
+    declared_variants: tuple[VariantSpec, ...] = ()  # [[models.<m>.variants]] as written
+    family: str = ""  # the family entry this model was expanded from ([models.<family>.family])
+    family_member: str = ""  # its member name in the family (atto, femto, ...)
     manifest_path: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -180,6 +233,33 @@ class ModelSpec:
             if key in self.thresholds.get(s, {}):
                 return self.thresholds[s][key]
         return default
+
+    @property
+    def variants(self) -> tuple[VariantSpec, ...]:
+        """The variants to test: the declared ones, else every ``quantization.configs`` × ``calibration.sizes``
+        emulator variant (when there is an ONNX file) plus the registered ``hef`` on Hailo-8.
+
+        The INT8 baseline comes first: the variant marked ``baseline = true``, else the first int8 one.
+        """
+        vs = list(self.declared_variants)
+        if not vs:
+            if self.file is not None:
+                vs = [VariantSpec("emulator", c, n, self.calibration.source,
+                                  self.quantization.int16_layers if c == "int16_selective" else ())
+                      for c in self.quantization.configs for n in self.calibration.sizes]
+            if self.hef is not None:
+                vs.append(VariantSpec("hailo8", "", None, hef=self.hef, unavailable=self.unavailable
+                                      if self.file is None else ""))
+        base = next((v for v in vs if v.baseline), None) or next((v for v in vs if v.precision == "int8"), None)
+        return tuple(([base] if base else []) + [v for v in vs if v is not base])
+
+    def variant(self, vid: str) -> VariantSpec:
+        for v in self.variants:
+            if v.id == vid:
+                return v
+        ids = [v.id for v in self.variants]
+        raise ManifestError(f"model '{self.name}' has no variant '{vid}'", note=f"variants: {', '.join(ids) or 'none'}",
+                            hint=did_you_mean(vid, ids) or f"declare it in [[models.{self.name}.variants]]")
 
     def digest(self) -> str:
         """sha256 of the canonical manifest entry (provenance of goldens and history rows)."""
@@ -418,7 +498,93 @@ def _check_calibration(calib: CalibrationSpec, cr: _Reader) -> None:
         raise cr._err("seed", f"is {calib.seed}", note="expected a non-negative integer seed")
 
 
-def _model(name: str, raw, path: Path, base: Path) -> ModelSpec:
+def _variants(raw: list, where: str, path: Path, base: Path, quant: QuantizationSpec, calib: CalibrationSpec,
+              file: Path | None) -> tuple[VariantSpec, ...]:
+    out: list[VariantSpec] = []
+    for i, v in enumerate(raw):
+        w = f"{where}.variants[{i}]"
+        vr = _Reader(v, w, path)
+        target = vr.get("target", str, "emulator", choices=VARIANT_TARGETS)
+        hef, why = _file(vr, "hef", base, required=False)
+        if target == "hailo8" and hef is None:
+            raise vr._err("hef", "is missing", note="a hailo8 variant is a compiled HEF",
+                          hint=f"add hef = \"...hef\" to {w}, or target = \"emulator\"")
+        if target == "emulator" and hef is not None:
+            raise vr._err("hef", "is set on an emulator variant", note="emulator variants are built from the ONNX "
+                          "'file'", hint="set target = \"hailo8\" for a compiled HEF")
+        if target == "emulator" and file is None:
+            raise vr._err("target", "is 'emulator' but the entry has no ONNX 'file'",
+                          note="the emulator quantizes the float ONNX", hint="add file = \"...onnx\" to the entry")
+        precision = vr.get("precision", str, "int8" if target == "emulator" else "",
+                           choices=PRECISION_CONFIGS + (("",) if target == "hailo8" else ()))
+        size = vr.get("calib_size", int, calib.sizes[0] if target == "emulator" else None)
+        if size is not None and size < 1:
+            raise vr._err("calib_size", f"is {size}", note="expected a positive number of calibration samples")
+        layers = vr.strings("int16_layers", quant.int16_layers if precision == "int16_selective" else ())
+        if layers and precision != "int16_selective":
+            raise vr._err("int16_layers", f"is set for precision {precision!r}",
+                          note="16-bit layers belong to precision = \"int16_selective\"")
+        out.append(VariantSpec(target, precision, size,
+                               vr.get("calib_source", str, calib.source if target == "emulator" else ""),
+                               layers, hef, vr.get("name", str, ""), vr.get("baseline", bool, False), why))
+        vr.done()
+    ids = [v.id for v in out]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ManifestError(f"{path}: {where}.variants repeat the id {dup[0]!r}", note=f"variant ids: {ids}",
+                            hint="give one of them a distinct name = \"...\"")
+    if sum(v.baseline for v in out) > 1:
+        raise ManifestError(f"{path}: {where}.variants mark more than one baseline",
+                            note="expected at most one variant with baseline = true (the INT8 reference row)")
+    return tuple(out)
+
+
+def _expand_family(name: str, raw, path: Path) -> list[tuple[str, dict, tuple[str, str]]]:
+    """``[models.<family>.family]`` → one raw entry per member, named ``<family>_<member>``.
+
+    Members come from ``members = ["atto", "femto", ...]`` with ``pattern = "...{member}..."`` (and optionally
+    ``hef_pattern``), and/or ``[models.<family>.family.<member>]`` tables whose keys (``file``, ``hef``,
+    ``inputs``, ...) override the shared entry for that member.
+    """
+    if not isinstance(raw, Mapping) or "family" not in raw:
+        return [(name, raw, ("", ""))]
+    where = f"models.{name}.family"
+    fr = _Reader(raw["family"], where, path)
+    members = list(fr.strings("members"))
+    pattern, hef_pattern = fr.get("pattern", str, None), fr.get("hef_pattern", str, None)
+    tables = {k: v for k, v in fr.table.items() if isinstance(v, Mapping)}
+    fr.seen.update(tables)
+    fr.done()
+    members += [m for m in tables if m not in members]
+    if not members:
+        raise ManifestError(f"{path}: {where} names no members", note="expected members = [\"atto\", ...] with "
+                            "pattern = \"models/x_{member}.onnx\", or one [" + where + ".<member>] table each",
+                            hint="see the README section 'Model families and variants'")
+    for pat, key in ((pattern, "pattern"), (hef_pattern, "hef_pattern")):
+        if pat is not None and "{member}" not in pat:
+            raise ManifestError(f"{path}: {where}.{key} = {pat!r} has no {{member}} placeholder",
+                                note="expected e.g. \"models/deimv2_hgnetv2_{member}_coco.onnx\"")
+    out = []
+    shared = {k: v for k, v in raw.items() if k != "family"}
+    for m in members:
+        if not m or not all(c.isalnum() or c in "_-" for c in m):
+            raise ManifestError(f"{path}: {where} member {m!r} is not a plain name",
+                                note="expected letters, digits, '_' or '-' (it becomes part of the model name)")
+        entry = dict(shared)
+        if pattern is not None:
+            entry["file"] = pattern.replace("{member}", m)
+        if hef_pattern is not None:
+            entry["hef"] = hef_pattern.replace("{member}", m)
+        entry.update(tables.get(m, {}))
+        if "file" not in entry and "hef" not in entry:
+            raise ManifestError(f"{path}: {where} gives member '{m}' no file",
+                                note="expected pattern = \"...{member}...\" or file = \"...\" in "
+                                     f"[{where}.{m}]")
+        out.append((f"{name}_{m}", entry, (name, m)))
+    return out
+
+
+def _model(name: str, raw, path: Path, base: Path, family: tuple[str, str] = ("", "")) -> ModelSpec:
     where = f"models.{name}"
     r = _Reader(raw, where, path)
     file, why = _file(r, "file", base, required=False)
@@ -485,6 +651,7 @@ def _model(name: str, raw, path: Path, base: Path) -> ModelSpec:
             raise ManifestError(f"{path}: {where}.samples entry '{pattern}' matches no file",
                                 note=f"expected a file or glob under {p.parent}", hint="fix the path")
         samples.extend(hits)
+    variants = _variants(r.get("variants", list, []), where, path, base, quant, calib, file)
     ids = r.get("identities", dict, {})
     if any(not isinstance(v, str) for v in ids.values()):
         raise r._err("identities", "has a non-string value", note="expected file-stem = \"identity\" pairs")
@@ -493,7 +660,8 @@ def _model(name: str, raw, path: Path, base: Path) -> ModelSpec:
         thresholds=thresholds, samples=tuple(samples), hef=hef, network_group=r.get("network_group", str, ""),
         hw_arch=r.get("hw_arch", str, "hailo8", choices=HW_ARCHS), licence=r.get("licence", str, ""),
         provenance=r.get("provenance", str, ""), identities=dict(ids),
-        unavailable=why or (why_hef if file is None else ""), manifest_path=path, raw=raw)
+        unavailable=why or (why_hef if file is None else ""), declared_variants=variants,
+        family=family[0], family_member=family[1], manifest_path=path, raw=raw)
     r.done()
     return spec
 
@@ -526,7 +694,15 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
     models_raw = top.get("models", dict, {})
     top.get("schema", int, 1, choices=(1,))
     top.done()
-    models = tuple(_model(n, m, p, p.parent) for n, m in models_raw.items())
+    models = tuple(_model(n, m, p, p.parent, fam) for name, entry in models_raw.items()
+                   for n, m, fam in _expand_family(name, entry, p))
+    seen: set[str] = set()
+    for spec in models:
+        if spec.name in seen:
+            raise ManifestError(f"{p}: model name '{spec.name}' is registered twice",
+                                note="a family member is named <family>_<member>; another entry has that name",
+                                hint="rename one of them")
+        seen.add(spec.name)
     if not models:
         raise ManifestError(f"manifest '{p}' registers no models", note="expected at least one [models.<name>]",
                             hint="see the README section 'Register a model'")

@@ -117,3 +117,99 @@ def test_network_group_of_a_multi_group_hef(tmp_path):
                                                     'task = "classification"\nnetwork_group = "net_b"')))
     assert m.get("a").network_group == "net_b"
     assert load_manifest(_write(tmp_path, BASE)).get("a").network_group == ""
+
+
+# -- variants of one model (issue 11 item 1) and families (issue 10 item 8) ----------------------------------------
+VARIANTS = BASE + """
+[[models.a.variants]]
+precision = "int16_selective"
+int16_layers = ["fc1", "conv33", "dw16"]
+calib_size = 2048
+calib_source = "pi-captures"
+[[models.a.variants]]
+target = "hailo8"
+precision = "int8"
+hef = "a_int8.hef"
+[[models.a.variants]]
+precision = "int8"
+calib_size = 1023
+"""
+
+
+def test_variants_carry_their_labels_and_the_int8_baseline_comes_first(tmp_path):
+    (tmp_path / "a_int8.hef").write_bytes(b"h")
+    a = load_manifest(_write(tmp_path, VARIANTS)).get("a")
+    assert [v.id for v in a.variants] == ["int8@hailo8", "int16_selective-calib2048@emulator",
+                                         "int8-calib1023@emulator"]
+    sel = a.variant("int16_selective-calib2048@emulator")
+    assert sel.int16_layers == ("fc1", "conv33", "dw16") and sel.calib_source == "pi-captures"
+    assert "fc1, conv33, dw16" in sel.label() and "calib 2048 from pi-captures" in sel.label()
+    assert a.variant("int8@hailo8").hef == tmp_path / "a_int8.hef"
+    with pytest.raises(ManifestError, match="(?s)no variant .int8-calib1024@emulator.*int8-calib1023"):
+        a.variant("int8-calib1024@emulator")
+
+
+def test_without_declared_variants_the_sweep_is_configs_times_sizes_plus_the_hef(tmp_path):
+    body = BASE + '[models.a.quantization]\nconfigs = ["int16", "int8"]\n[models.a.calibration]\nsizes = [16, 64]\n'
+    a = load_manifest(_write(tmp_path, body)).get("a")
+    assert [v.id for v in a.variants] == ["int8-calib16@emulator", "int16-calib16@emulator", "int16-calib64@emulator",
+                                         "int8-calib64@emulator"]
+    hef_only = load_manifest(_write(tmp_path, '[models.h]\nhef = "shared:hef/nothing_here.hef"\ntask = "embedding"\n'))
+    (v,) = hef_only.get("h").variants
+    assert v.id == "hef@hailo8" and not v.available and "nothing_here.hef" in v.unavailable
+
+
+@pytest.mark.parametrize("extra,words", [
+    ('[[models.a.variants]]\ntarget = "hailo8"\n', ["variants[0].hef is missing", "compiled HEF"]),
+    ('[[models.a.variants]]\nprecision = "int4"\n', ["variants[0].precision is 'int4'"]),
+    ('[[models.a.variants]]\nprecision = "int8"\nint16_layers = ["x"]\n', ["int16_layers is set for precision"]),
+    ('[[models.a.variants]]\ncalib_size = 0\n', ["calib_size is 0"]),
+    ('[[models.a.variants]]\ncalib_sise = 8\n', ["unknown key 'models.a.variants[0].calib_sise'", "calib_size"]),
+    ('[[models.a.variants]]\nprecision = "int8"\n[[models.a.variants]]\nprecision = "int8"\n',
+     ["repeat the id 'int8-calib64@emulator'", "distinct name"]),
+])
+def test_variant_mistakes_name_the_key(tmp_path, extra, words):
+    with pytest.raises(ManifestError) as e:
+        load_manifest(_write(tmp_path, BASE + extra))
+    for w in words:
+        assert w in str(e.value)
+
+
+FAMILY = """
+[models.deim]
+task = "detection"
+[models.deim.family]
+members = ["atto", "femto"]
+pattern = "deim_{member}.onnx"
+[models.deim.family.pico]
+file = "deim_pico_v2.onnx"
+[[models.deim.family.pico.inputs]]
+name = "x"
+shape = [1, 3, 640, 640]
+[[models.deim.inputs]]
+name = "x"
+shape = [1, 3, 320, 320]
+"""
+
+
+def test_a_family_expands_into_one_model_per_member(tmp_path):
+    for f in ("deim_atto.onnx", "deim_femto.onnx", "deim_pico_v2.onnx"):
+        (tmp_path / f).write_bytes(b"x")
+    m = load_manifest(_write(tmp_path, FAMILY, model_file=False))
+    assert m.names() == ["deim_atto", "deim_femto", "deim_pico"]
+    femto, pico = m.get("deim_femto"), m.get("deim_pico")
+    assert femto.file.name == "deim_femto.onnx" and femto.family == "deim" and femto.family_member == "femto"
+    assert femto.inputs[0].shape == (1, 3, 320, 320) and pico.inputs[0].shape == (1, 3, 640, 640)
+
+
+def test_family_mistakes_are_manifest_errors(tmp_path):
+    (tmp_path / "deim_atto.onnx").write_bytes(b"x")
+    with pytest.raises(ManifestError, match="deim_femto.onnx"):  # a member's missing repo file names it
+        load_manifest(_write(tmp_path, FAMILY, model_file=False))
+    with pytest.raises(ManifestError, match="no \\{member\\} placeholder"):
+        load_manifest(_write(tmp_path, FAMILY.replace("deim_{member}", "deim"), model_file=False))
+    clash = FAMILY + '[models.deim_atto]\nfile = "deim_atto.onnx"\n[[models.deim_atto.inputs]]\nname="x"\nshape=[1]\n'
+    for f in ("deim_femto.onnx", "deim_pico_v2.onnx"):
+        (tmp_path / f).write_bytes(b"x")
+    with pytest.raises(ManifestError, match="'deim_atto' is registered twice"):
+        load_manifest(_write(tmp_path, clash, model_file=False))

@@ -9,7 +9,8 @@
 - ``hqa_work_dir``: the cache folder for splits and quantized models.
 - ``hqa_split``: the model's Stage-1/Stage-2 split (cached on disk).
 - ``hqa_emulator``: a factory ``hqa_emulator(model, config, calib_size, int16_layers=()) -> Runner`` building the
-  Stage-1 emulator (``int16_selective`` without manifest layers uses the noise-analysis suggestion).
+  Stage-1 emulator (``int16_selective`` without manifest layers uses the noise-analysis suggestion). Calibration
+  sets and calibrated runners are built once per session and reused (a configs × sizes sweep in one run).
 """
 from __future__ import annotations
 
@@ -103,15 +104,30 @@ def hqa_emulator(hqa_emulator_backend, hqa_work_dir):
     from hailo_qa.quant.emulator import make_emulator
     from hailo_qa.quant.noise import suggest_for_model
 
-    def build(model, config: str, calib_size: int, int16_layers=(), split=None):
+    calibs: dict[tuple, object] = {}
+    runners: dict[tuple, object] = {}
+
+    def build(model, config: str, calib_size: int, int16_layers=(), split=None, calib_source: str | None = None,
+              fresh: bool = False):
+        # one calibration set and one calibrated model per (model, config, size, layers, source) for the whole
+        # session: a precision × calibration-size sweep calibrates each combination once (issue 11 item 7)
+        src = calib_source if calib_source and calib_source != model.calibration.source else None
+        key = (model.name, model.digest(), config, calib_size, tuple(int16_layers), src)
+        if key in runners and not fresh:
+            return runners[key]
         split = split or split_for_model(model, hqa_work_dir)
-        calib = calib_set_for_model(model, size=calib_size)
+        ckey = (model.name, model.digest(), calib_size, src)
+        if ckey not in calibs:
+            calibs[ckey] = calib_set_for_model(model, size=calib_size, source=src)
+        calib = calibs[ckey]
         layers = tuple(int16_layers) or tuple(model.quantization.int16_layers)
         if config == "int16_selective" and not layers:
             layers, _ = suggest_for_model(model, split, calib, hqa_work_dir)
         runner = make_emulator(model, split, backend=hqa_emulator_backend, config=config, calib=calib,
                                work_dir=hqa_work_dir, int16_layers=layers)
         runner.int16_layers = layers if config == "int16_selective" else ()
+        runners[key] = runner
         return runner
 
+    build.calibrations = calibs  # what the session calibrated (tests read it to prove reuse)
     return build

@@ -4,7 +4,10 @@
 - an option group of ``--hqa-*`` options, read once into a :class:`QASession`;
 - a report header saying which toolchain pieces were found and which emulator backend is active;
 - ``hqa_model`` parametrization: any test that takes the ``hqa_model`` fixture runs once per manifest model
-  (ids = model names), filtered by ``@pytest.mark.hqa_select(task=..., needs=(...))``.
+  (ids = model names), filtered by ``@pytest.mark.hqa_select(task=..., needs=(...))``;
+- ``hqa_variant`` parametrization: once per (model, variant) — the float reference (``float``) and every manifest
+  variant (``ModelSpec.variants``) — with ids like ``mobilefacenet[int16_selective-calib2048@hailo8]``; emulator
+  variants carry the ``emulator`` marker, HEF variants ``hailo8``. ``hqa_select(targets=(...))`` picks targets.
 
 Area fixtures (goldens, history, device, emulator) live in their own modules, listed in :data:`PLUGIN_MODULES`.
 Import-light: nothing vendor-related is imported at import time, so ``pytest --help`` stays fast.
@@ -32,7 +35,8 @@ MARKERS = {
     "emulator": "needs a quantization emulator (the Hailo DFC, or hailo-qa's built-in ONNX Runtime one)",
     "hailo8": "needs HailoRT (hailo_platform) and a Hailo-8 device; skipped with the exact reason otherwise",
     "slow": "long-running (full calibration sweeps, large sample counts); deselect with -m 'not slow'",
-    "hqa_select(task=None, needs=(), names=None): filter which manifest models an hqa_model test runs on": "",
+    "hqa_select(task=None, needs=(), names=None, targets=None): filter which manifest models (and variant targets) "
+    "an hqa_model / hqa_variant test runs on": "",
 }
 
 
@@ -185,9 +189,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"hailo_qa: emulator={emu_text} goldens={s.golden_dir} history={s.history or 'off'}"]
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "hqa_model" not in metafunc.fixturenames:
-        return
+def _selected_models(metafunc: pytest.Metafunc):
     s = get_session(metafunc.config)
     sel = metafunc.definition.get_closest_marker("hqa_select")
     kw = sel.kwargs if sel else {}
@@ -195,7 +197,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     tasks = (task,) if isinstance(task, str) else tuple(task or ())
     needs = tuple(kw.get("needs", ()))
     names = kw.get("names")
-    params = []
+    out = []
     for m in s.manifest:
         if s.models and m.name not in s.models:
             continue
@@ -205,11 +207,54 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             continue
         if any(not getattr(m, n) for n in needs):
             continue
+        out.append(m)
+    return out, f"task={tasks or 'any'} needs={needs or 'nothing'}", kw
+
+
+def model_variants(spec, calib_sizes: tuple[int, ...] | None = None) -> list:
+    """``(float reference when there is an ONNX file) + spec.variants``; ``calib_sizes`` (``--hqa-calib-sizes``)
+    replaces the sizes of the default configs × sizes sweep (declared variants keep theirs)."""
+    import dataclasses
+
+    from hailo_qa.manifest import VariantSpec
+
+    vs = list(spec.variants)
+    if calib_sizes and not spec.declared_variants:
+        swept = dataclasses.replace(spec, calibration=dataclasses.replace(spec.calibration, sizes=tuple(calib_sizes)))
+        vs = list(swept.variants)
+    return ([VariantSpec("float", "float32", name="float")] if spec.file is not None else []) + vs
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "hqa_variant" in metafunc.fixturenames:
+        s = get_session(metafunc.config)
+        models, what, kw = _selected_models(metafunc)
+        targets = tuple(kw.get("targets", ("float", "emulator", "hailo8")))
+        params = []
+        for m in models:
+            for v in model_variants(m, s.calib_sizes):
+                if v.target not in targets:
+                    continue
+                marks = [getattr(pytest.mark, v.target)] if v.target in ("emulator", "hailo8") else []
+                why = m.unavailable if (v.target != "hailo8" or m.file is not None) and not m.available else \
+                    v.unavailable
+                if why:
+                    marks.append(pytest.mark.skip(reason=f"{m.name}[{v.id}]: {why}"))
+                params.append(pytest.param((m, v), id=f"{m.name}[{v.id}]", marks=marks))
+        if not params:
+            params = [pytest.param(None, id="no-variant", marks=pytest.mark.skip(
+                reason=f"no manifest model variant matches {what} targets={targets}"))]
+        metafunc.parametrize("hqa_variant", params, scope="module")
+    if "hqa_model" not in metafunc.fixturenames:
+        return
+    models, what, _ = _selected_models(metafunc)
+    params = []
+    for m in models:
         marks = [pytest.mark.skip(reason=f"{m.name}: {m.unavailable}")] if not m.available else []
         params.append(pytest.param(m, id=m.name, marks=marks))
     if not params:
         params = [pytest.param(None, id="no-model", marks=pytest.mark.skip(
-            reason=f"no manifest model matches task={tasks or 'any'} needs={needs or 'nothing'}"))]
+            reason=f"no manifest model matches {what}"))]
     metafunc.parametrize("hqa_model", params, scope="module")
 
 

@@ -40,6 +40,9 @@ class FakeNet:
     outputs: list[FakeStream]
     name: str = "fake_net"
     bottleneck_fps: float = 1000.0
+    # optional stand-in computation: {input name: array (shape of the stream)} -> {output name: float array}; replaces
+    # the synthetic formula (tests run a float model "on the device" with it, and inject session drift into it)
+    compute: object = None
 
     @property
     def groups(self) -> dict[str, "FakeNet"]:
@@ -65,6 +68,8 @@ class FakeState:
     vanish_after_runs: int | None = None   # runs that succeed before the device disappears
     hang_on_run: threading.Event | None = None  # run() blocks until this is set (a driver call that never returns)
     nondeterministic_every: int | None = None  # every k-th run flips one output LSB (to test determinism checks)
+    session_drift: float = 0.0  # each configure() after the first shifts compute() outputs by this × session index
+    configures: int = 0
     runs: int = 0
     frames_seen: list[float] = field(default_factory=list)
     open_vdevices: int = 0

@@ -562,6 +562,8 @@ class InferModel:
 class _FakeConfigured:
     def __init__(self, model):
         self.model, self.active, self.alive = model, False, True
+        self.session = _fake.STATE.configures
+        _fake.STATE.configures += 1
         _fake.STATE.open_configured += 1
 
     def close(self):
@@ -709,10 +711,31 @@ class ConfiguredInferModel:
                 if out is None or out.nbytes != s.frame_bytes():
                     raise _raw("HAILO_INVALID_ARGUMENT")
             st.runs += 1
+            computed = _computed(model, b, cim.session, st)
             for s in model.outputs:
                 out = b.output(s.s.name)._buffer
-                out.reshape(-1)[...] = _synthetic(s, total, st)
+                out.reshape(-1)[...] = computed[s.s.name] if computed else _synthetic(s, total, st)
             st.frames_seen.append(total)
+
+
+def _computed(model, b, session, st):
+    """Outputs of the group's stand-in ``compute`` (tests only), shifted by the injected session drift."""
+    compute = getattr(model.group, "compute", None)
+    if compute is None:
+        return None
+    feeds = {s.s.name: numpy.asarray(b.input(s.s.name)._buffer).reshape(s.s.shape) for s in model.inputs}
+    outs = {}
+    for s, val in ((s, numpy.asarray(compute(feeds)[s.s.name], numpy.float64).reshape(-1)) for s in model.outputs):
+        if st.session_drift and session:
+            direction = numpy.random.default_rng(1234).standard_normal(val.shape)
+            val = val + st.session_drift * session * direction * numpy.linalg.norm(val) / numpy.sqrt(val.size)
+        if s.type == FormatType.FLOAT32:
+            outs[s.s.name] = val.astype(numpy.float32)
+        else:
+            q = numpy.rint(val / s.s.qp_scale + s.s.qp_zp)
+            outs[s.s.name] = numpy.clip(q, 0, 255 if s.s.data_bytes == 1 else 65535).astype(
+                numpy.uint8 if s.s.data_bytes == 1 else numpy.uint16)
+    return outs
 
 
 def _synthetic(stream, total, st):
