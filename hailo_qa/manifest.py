@@ -436,6 +436,9 @@ _QUALIFIERS: dict[str, tuple[str, ...]] = {
     "embedding": ("float", "hailo8", *(f"emulator.{c}" for c in PRECISION_CONFIGS)),
     "hailo8": PRECISION_CONFIGS,
     "deploy": ("float", "hailo8", *(f"emulator.{c}" for c in PRECISION_CONFIGS)),
+    # recognition.<target>[.<config>], or recognition."<variant id>" (ids hold an '@': "int8-calib16@emulator")
+    "recognition": ("float", "emulator", "hailo8", *(f"{t}.{c}" for t in ("emulator", "hailo8")
+                                                      for c in PRECISION_CONFIGS)),
 }
 """What may follow a threshold family in a section name (``emulator.int8``, ``embedding.emulator.int16``)."""
 
@@ -453,7 +456,9 @@ def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:
                                      f"emulator.int8)", hint=did_you_mean(fam, THRESHOLD_KEYS) or "")
         qual, known = ".".join(sec.split(".")[1:]), _QUALIFIERS.get(fam, ())
         leaves = any(not isinstance(v, Mapping) for v in tbl.values())
-        if qual and not (qual in known or (not leaves and any(q.startswith(qual + ".") for q in known))):
+        variant_id = fam == "recognition" and "@" in qual
+        if qual and not (qual in known or variant_id or (not leaves and any(q.startswith(qual + ".")
+                                                                            for q in known))):
             raise ManifestError(f"{path}: unknown threshold section '{where}.{sec}'",
                                 note=f"{fam} sections may be qualified by {', '.join(known) or 'nothing'}",
                                 hint=did_you_mean(qual, known) or

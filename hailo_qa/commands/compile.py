@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     summary = compile_specs(specs, out_dir=out, config=args.config, from_har=args.from_har,
                             resume=not args.no_resume, use_split=not args.no_split)
     print(summary.table())
-    print(f"summary: {summary.path}")
+    print(f"summary: {summary.path} (this run: {summary.run_path})")
     for r in summary.results:
         if not r.ok:
             print(f"\n{r.variant} failed at {r.failed_step}:\n{r.error}")

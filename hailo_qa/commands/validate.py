@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
                    help="history database, or 'off'. Default: .hailo_qa/history.sqlite")
     p.add_argument("--work-dir", metavar="DIR", default=None, help="cache for splits and quantized models")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--summary-dir", metavar="DIR", default=None,
+                   help="where each run's summary (validate-<run>.json, never overwritten) goes. Default: "
+                        ".hailo_qa/validate")
 
 
 def run(args) -> int:
@@ -30,8 +33,9 @@ def run(args) -> int:
     from hailo_qa import config
     from hailo_qa.errors import ManifestError
     from hailo_qa.fsutil import check_out_dir
-    from hailo_qa.jobs.validate import record, render, validate
+    from hailo_qa.jobs.validate import record, render, validate, write_summary
     from hailo_qa.manifest import load_manifest
+    from hailo_qa.store.history import new_run_id
 
     manifest = load_manifest(args.manifest)
     from hailo_qa.toolchain import require_emulator
@@ -51,10 +55,14 @@ def run(args) -> int:
     results = validate(specs, work_dir=work, config=args.config, calib_size=args.calib_size, backend=args.backend,
                        progress=lambda m: print(m, file=sys.stderr, flush=True), reraise=args.debug)
     print(json.dumps([r.to_dict() for r in results], indent=2) if args.json else render(results, args.config))
+    run_id = new_run_id()
+    summary = write_summary(results, Path(args.summary_dir) if args.summary_dir else config.STATE_DIR / "validate",
+                            run_id=run_id, config=args.config)
+    print(f"\nsummary: {summary}", file=sys.stderr)
     if args.history != "off":
         path = Path(args.history) if args.history else config.HISTORY_DB
-        run_id = record(results, path, config=args.config)
-        print(f"\nrecorded in {path} as run {run_id} (hailo-qa report --history {path})", file=sys.stderr)
+        record(results, path, config=args.config, run_id=run_id)
+        print(f"recorded in {path} as run {run_id} (hailo-qa report --history {path})", file=sys.stderr)
     failed = [r.model for r in results if r.status == "fail"]
     passed = sum(r.status == "pass" for r in results)
     skipped = sum(r.status == "skip" for r in results)

@@ -152,12 +152,13 @@ class RecognitionStats:
     pre_norm_mean: float
     pre_norm_min: float
     pre_norm_ratio_mean: float | None = None  # probes' pre-norm / float pre-norm of the same photos
+    diff_p95: float = float("nan")  # 95th percentile of impostor similarities
     genuine: tuple[float, ...] = ()
     impostor: tuple[float, ...] = ()
 
     def figures(self) -> dict[str, float]:
         """Flat figure name → value (what the history records)."""
-        d = {k: float(v) for k, v in asdict(self).items() if isinstance(v, (int, float)) and v is not None}
+        d = {k: float(v) for k, v in asdict(self).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         return {k: v for k, v in d.items() if k not in ("n_gallery",)}
 
     def table(self) -> str:
@@ -165,7 +166,8 @@ class RecognitionStats:
         return (f"  {self.n_probes} probes vs {self.n_gallery} references: {self.n_genuine} genuine, "
                 f"{self.n_impostor} impostor pairs\n"
                 f"  same-person   min {self.min_same:.4f} mean {self.mean_same:.4f}\n"
-                f"  diff-person   max {self.max_diff:.4f} mean {self.mean_diff:.4f}   margin {self.margin:+.4f}\n"
+                f"  diff-person   max {self.max_diff:.4f} p95 {self.diff_p95:.4f} mean {self.mean_diff:.4f}   "
+                f"margin {self.margin:+.4f}\n"
                 f"  @{self.threshold:.2f}: TAR {self.tar:.3f} FAR {self.far:.3f}   TAR@FAR≤{self.far_target:g} "
                 f"{self.tar_at_far:.3f} (threshold {self.threshold_at_far:.4f})   rank-1 {self.rank1:.3f}\n"
                 f"  pre-norm      mean {self.pre_norm_mean:.3f} min {self.pre_norm_min:.3f}{ratio}")
@@ -234,7 +236,8 @@ def recognition_stats(gallery: np.ndarray, gallery_ids: Sequence[str], probes: n
         mean_diff=float(imp.mean()), margin=float(gen.min() - imp.max()), tar=float((gen >= threshold).mean()),
         far=float((imp >= threshold).mean()), far_target=float(far_target), tar_at_far=taf, threshold_at_far=t_far,
         rank1=float((sim.argmax(axis=1) == own).mean()), pre_norm_mean=float(norms.mean()),
-        pre_norm_min=float(norms.min()), pre_norm_ratio_mean=ratio, genuine=tuple(map(float, gen)),
+        pre_norm_min=float(norms.min()), pre_norm_ratio_mean=ratio, diff_p95=float(np.percentile(imp, 95)),
+        genuine=tuple(map(float, gen)),
         impostor=tuple(map(float, imp)))
 
 

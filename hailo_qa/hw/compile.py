@@ -3,7 +3,9 @@
 Each variant runs in its own folder ``<out>/<variant>/`` and writes ``<name>.har``, ``<name>_quantized.har``,
 ``<name>.hef``, the ``<name>.alls`` used and ``logs/<step>.log``. A failure of one variant is recorded with its step
 (``parse``, ``optimize``, ``compile``, ``check`` ...) and never stops the others; ``<out>/compile_summary.json``
-holds every variant's outcome. A variant resumes from an existing quantized HAR (``from_har``, or
+holds every variant's outcome of the latest run, and ``<out>/runs/compile_summary-<run>.json`` each run's own (never
+overwritten). A manifest entry's declared emulator variants (``[[models.<m>.variants]]``: precision, 16-bit layers,
+calibration size and source) each compile to their own HEF, named ``<model>_<precision>_calib<N>``. A variant resumes from an existing quantized HAR (``from_har``, or
 ``<name>_quantized.har`` left by an earlier run) and then skips parse and optimize.
 
 The finished HEF is checked: its target architecture must run on the manifest's ``hw_arch`` and its size must stay
@@ -11,7 +13,9 @@ within ``thresholds.hailo8.max_hef_mb`` (default 32 MB, the seed's budget).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -103,6 +107,7 @@ class CompileSummary:
 
     results: tuple[VariantResult, ...]
     path: Path
+    run_path: Path | None = None  # this run's own copy (runs/compile_summary-<run>.json)
 
     def __bool__(self) -> bool:
         return all(r.ok for r in self.results)
@@ -317,9 +322,23 @@ def compile_variants(variants: Sequence[Variant], *, out_dir: str | Path,
             continue
         results.append(compile_variant(v, out_dir=out, alls=a, calib=c, from_har=from_har, resume=resume,
                                        gpu=gpu, hef_reader=hef_reader))
-    summary = CompileSummary(tuple(results), out / "compile_summary.json")
-    _atomic_write(summary.path, json.dumps(summary.to_dict(), indent=2, default=str))
-    return summary
+    return write_summary(CompileSummary(tuple(results), out / "compile_summary.json"))
+
+
+def write_summary(summary: CompileSummary) -> CompileSummary:
+    """Write the latest summary and this run's own copy under ``runs/`` (a new file per run, never overwritten)."""
+    import datetime
+    import secrets
+
+    text = json.dumps(summary.to_dict(), indent=2, default=str)
+    run_path = summary.run_path
+    if run_path is None:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
+        run_path = summary.path.parent / "runs" / f"compile_summary-{stamp}.json"
+    run_path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(run_path, text)
+    _atomic_write(summary.path, text)
+    return CompileSummary(summary.results, summary.path, run_path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -427,23 +446,33 @@ def compile_specs(specs: Sequence[ModelSpec], *, out_dir: str | Path, alls: str 
 
     dfc.import_dfc()
     out = Path(out_dir)
-    by_name = {s.name: s for s in specs}
-    variants, failed = [], []
+    by_name: dict[str, tuple[ModelSpec, str, int]] = {}  # variant name → (spec as built, config, calib size)
     for s in specs:
+        declared = [v for v in s.declared_variants if v.target == "emulator"]
+        if not declared:
+            by_name[s.name] = (s, config, max(s.calibration.sizes))
+        for v in declared:
+            built = dataclasses.replace(
+                s, quantization=dataclasses.replace(s.quantization, int16_layers=v.int16_layers),
+                calibration=dataclasses.replace(s.calibration, source=v.calib_source or s.calibration.source))
+            # the DFC's network name: letters, digits and '_' only (mobilefacenet_int16_selective_calib2048)
+            name = re.sub(r"[^A-Za-z0-9_]+", "_", f"{s.name}_{v.id.removesuffix('@emulator')}").strip("_")
+            by_name[name] = (built, v.precision, v.calib_size)
+    variants, failed = [], []
+    for name, (s, _, _) in by_name.items():
         try:
-            variants.append(variant_for_model(s, work_dir=out / s.name / "split", use_split=use_split))
+            variants.append(dataclasses.replace(
+                variant_for_model(s, work_dir=out / s.name / "split", use_split=use_split), name=name))
         except QAError as err:
-            failed.append(VariantResult(s.name, False, "split", str(err), type(err).__name__))
-    size = lambda v: max(by_name[v.name].calibration.sizes)  # noqa: E731
+            failed.append(VariantResult(name, False, "split", str(err), type(err).__name__))
     summary = compile_variants(
         variants, out_dir=out, alls=alls if alls is not None else (
-            lambda v: alls_for_model(by_name[v.name], config=config, calib_size=size(v))),
+            lambda v: alls_for_model(by_name[v.name][0], config=by_name[v.name][1], calib_size=by_name[v.name][2])),
         calib=calib if calib is not None or from_har is not None else (
-            lambda v: calib_for_model(by_name[v.name], size=size(v))),
+            lambda v: calib_for_model(by_name[v.name][0], size=by_name[v.name][2])),
         from_har=from_har, resume=resume, gpu=gpu, hef_reader=hef_reader)
     if failed:
-        summary = CompileSummary(tuple(failed) + summary.results, summary.path)
-        _atomic_write(summary.path, json.dumps(summary.to_dict(), indent=2, default=str))
+        summary = write_summary(CompileSummary(tuple(failed) + summary.results, summary.path, summary.run_path))
     return summary
 
 

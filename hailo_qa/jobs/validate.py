@@ -9,6 +9,11 @@ Steps per model (a failure in one model is recorded with its step and never stop
    on the registered samples and ``n_random`` random in-range inputs;
 3. **emulate**: :func:`~hailo_qa.quant.evaluation.evaluate_quantization` (INT8 by default) gated by the manifest;
 4. HEF-only entries: the HEF is read (:func:`~hailo_qa.hw.hef.read_hef`) and its target checked against ``hw_arch``.
+
+Declared variants (``[[models.<m>.variants]]``) are validated one by one, each its own row (``model[variant]``) and
+its own failure: emulator variants emulate at their precision, 16-bit layers and calibration size; HEF variants are
+read and checked against ``hw_arch``. Family members are separate models already. Every run writes its own summary
+(``<state>/validate/validate-<run>.json``); none is ever overwritten.
 """
 from __future__ import annotations
 
@@ -37,6 +42,9 @@ class ModelValidation:
     error: str = ""
     backend: str = ""
     seconds: float = 0.0
+    variant: str = ""  # the variant id ("" for the model's default run)
+    config: str = ""  # the precision config emulated
+    spec_name: str = ""  # the manifest model (``model`` is ``spec_name[variant]`` for a variant)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -58,9 +66,24 @@ def _proof(spec: ModelSpec, split, n_random: int, seed: int) -> tuple[bool, int,
 
 
 def validate_model(spec: ModelSpec, *, work_dir: Path, config: str = "int8", calib_size: int | None = None,
-                   backend: str = "auto", n_random: int = 2, seed: int = 0, reraise: bool = False) -> ModelValidation:
-    """Validate one manifest model. Never raises: a :class:`QAError` — or any other exception, an internal error,
-    unless ``reraise`` (``--debug``) — becomes a ``fail`` with its step, so one model cannot sink the others."""
+                   backend: str = "auto", n_random: int = 2, seed: int = 0, reraise: bool = False,
+                   variant=None) -> ModelValidation:
+    """Validate one manifest model (or one of its variants). Never raises: a :class:`QAError` — or any other
+    exception, an internal error, unless ``reraise`` (``--debug``) — becomes a ``fail`` with its step, so one model
+    (or variant) cannot sink the others."""
+    if variant is not None:
+        r = _validate(spec, work_dir=work_dir, config=variant.precision or config,
+                      calib_size=variant.calib_size or calib_size, backend=backend, n_random=n_random, seed=seed,
+                      reraise=reraise, variant=variant)
+        return dataclasses.replace(r, model=f"{spec.name}[{variant.id}]", variant=variant.id, spec_name=spec.name,
+                                   config=variant.precision)
+    return dataclasses.replace(_validate(spec, work_dir=work_dir, config=config, calib_size=calib_size,
+                                         backend=backend, n_random=n_random, seed=seed, reraise=reraise),
+                               spec_name=spec.name, config=config)
+
+
+def _validate(spec: ModelSpec, *, work_dir: Path, config: str, calib_size: int | None, backend: str, n_random: int,
+              seed: int, reraise: bool = False, variant=None) -> ModelValidation:
     t0 = time.perf_counter()
     if not spec.available:
         return ModelValidation(spec.name, "skip", notes=(spec.unavailable,))
@@ -69,6 +92,18 @@ def validate_model(spec: ModelSpec, *, work_dir: Path, config: str = "int8", cal
     notes: list[str] = []
     backend_label = ""
     try:
+        if variant is not None and variant.target == "hailo8":
+            if not variant.available:
+                return ModelValidation(spec.name, "skip", notes=(variant.unavailable,))
+            step = "inspect"
+            from hailo_qa.hw.hef import read_hef
+
+            info = read_hef(variant.hef)
+            info.check_runs_on(spec.hw_arch)
+            figures["hef_mb"] = info.file_size / 2**20
+            notes.append(f"{variant.label()}: {info.hw_arch} (SDK {info.sdk_version}); on-device checks run with "
+                         f"pytest -m hailo8")
+            return ModelValidation(spec.name, "pass", figures, tuple(notes), seconds=time.perf_counter() - t0)
         if spec.file is None:
             step = "inspect"
             from hailo_qa.hw.hef import read_hef
@@ -94,7 +129,8 @@ def validate_model(spec: ModelSpec, *, work_dir: Path, config: str = "int8", cal
                                    seconds=time.perf_counter() - t0)
         step = "emulate"
         q = evaluate_quantization(spec, config=config, calib_size=calib_size or spec.calibration.sizes[0],
-                                  backend=backend, work_dir=work_dir, split=split)
+                                  backend=backend, work_dir=work_dir, split=split,
+                                  int16_layers=variant.int16_layers if variant is not None else ())
         backend_label = q.backend_label()
         figures.update({f"{config}.{k}": float(v) for k, v in q.metrics.items()})
         figures["calib_size"] = q.calib_size
@@ -124,20 +160,45 @@ def _where(err: BaseException) -> str:
     return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
 
 
+def jobs(models: Sequence[ModelSpec]) -> list[tuple[ModelSpec, Any]]:
+    """(model, variant) pairs to validate: each declared variant, else the model's default run (variant None)."""
+    return [(s, v) for s in models for v in (s.declared_variants or (None,))]
+
+
 def validate(models: Sequence[ModelSpec], *, work_dir: Path, config: str = "int8", calib_size: int | None = None,
              backend: str = "auto", progress: Callable[[str], None] | None = None,
              reraise: bool = False) -> list[ModelValidation]:
     out = []
-    for i, spec in enumerate(models, 1):
+    todo = jobs(models)
+    for i, (spec, variant) in enumerate(todo, 1):
+        name = spec.name if variant is None else f"{spec.name}[{variant.id}]"
         if progress:
-            progress(f"[{i}/{len(models)}] {spec.name} …")
+            progress(f"[{i}/{len(todo)}] {name} …")
         out.append(validate_model(spec, work_dir=work_dir, config=config, calib_size=calib_size, backend=backend,
-                                  reraise=reraise))
+                                  reraise=reraise, variant=variant))
         if progress:
             r = out[-1]
-            progress(f"[{i}/{len(models)}] {spec.name}: {r.status}"
+            progress(f"[{i}/{len(todo)}] {name}: {r.status}"
                      + (f" ({r.failed_step})" if r.failed_step else "") + f" in {r.seconds:.1f} s")
     return out
+
+
+def write_summary(results: Sequence[ModelValidation], out_dir: Path, *, run_id: str, config: str) -> Path:
+    """``out_dir/validate-<run_id>.json`` (a new file per run; an existing one is never overwritten)."""
+    import json
+
+    from hailo_qa.fsutil import atomic_write
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"validate-{run_id}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = out_dir / f"validate-{run_id}-{n}.json"
+    doc = {"run_id": run_id, "config": config, "ok": not any(r.status == "fail" for r in results),
+           "results": [r.to_dict() for r in results]}
+    atomic_write(path, json.dumps(doc, indent=2, default=str))
+    return path
 
 
 def render(results: Sequence[ModelValidation], config: str) -> str:
@@ -149,9 +210,10 @@ def render(results: Sequence[ModelValidation], config: str) -> str:
         nodes = f"{int(f['stage1_nodes'])}/{int(f['stage2_nodes'])}" if "stage1_nodes" in f else "-"
         proof = (f"exact×{int(f['proof_inputs'])}" if "proof_inputs" in f and r.failed_step != "proof" else
                  ("FAILED" if r.failed_step == "proof" else "-"))
-        agree = f.get(f"{config}.detection_agreement", f.get(f"{config}.top1"))
+        c = r.config or config
+        agree = f.get(f"{c}.detection_agreement", f.get(f"{c}.top1"))
         lines.append(f"{r.model:<26} {r.status.upper():<7} {nodes:>17} {int(f.get('boundary_tensors', 0)) or '-':>6} "
-                     f"{proof:>11} {_num(f.get(f'{config}.snr_db')):>7} {_num(f.get(f'{config}.cosine'), 4):>8} "
+                     f"{proof:>11} {_num(f.get(f'{c}.snr_db')):>7} {_num(f.get(f'{c}.cosine'), 4):>8} "
                      f"{_num(agree, 2):>6}  {r.backend or '-'}")
     for r in results:
         for n in r.notes:
@@ -165,22 +227,26 @@ def _num(v, digits: int = 1) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def record(results: Sequence[ModelValidation], history_path: Path, *, config: str) -> str:
-    """Append every figure to the history; returns the run id."""
+def record(results: Sequence[ModelValidation], history_path: Path, *, config: str,
+           run_id: str | None = None) -> str:
+    """Append every figure to the history (a variant's rows carry its id); returns the run id."""
     from hailo_qa.store.history import History, make_row, new_run_id
 
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     rows = []
     for r in results:
+        c = r.config or config
+        model = r.spec_name or r.model
         for metric, value in r.figures.items():
-            cfg = config if metric.startswith(f"{config}.") else ""
-            rows.append(make_row(run_id=run_id, model=r.model, metric=metric.removeprefix(f"{config}."),
+            cfg = c if metric.startswith(f"{c}.") else ""
+            rows.append(make_row(run_id=run_id, model=model, metric=metric.removeprefix(f"{c}."),
                                  value=value, target="emulator" if cfg else "float", config=cfg,
                                  calib_size=int(r.figures["calib_size"]) if cfg and "calib_size" in r.figures else None,
-                                 stage="validate", extra={"backend": r.backend}, nodeid="hailo-qa validate"))
-        rows.append(make_row(run_id=run_id, model=r.model, metric="validate_pass",
+                                 variant=r.variant, stage="validate", extra={"backend": r.backend},
+                                 nodeid="hailo-qa validate"))
+        rows.append(make_row(run_id=run_id, model=model, metric="validate_pass",
                              value=1.0 if r.status == "pass" else 0.0, target="validate", stage="validate",
-                             extra={"status": r.status, "failed_step": r.failed_step},
+                             variant=r.variant, extra={"status": r.status, "failed_step": r.failed_step},
                              nodeid="hailo-qa validate"))
     with History(history_path) as h:
         h.record_many(rows)

@@ -3,6 +3,8 @@
 - Inventory: model × precision config × calibration size × compiled (HEF present?) × tested × result, with the
   latest value of each metric and its delta vs the previous run and vs the accepted baseline.
 - Comparisons per model: precision configs side by side (INT8 vs INT16), calibration sizes side by side.
+- Embedder variants: per face embedder, one row per variant (INT8 baseline first) with its recognition figures and
+  a viable / not viable verdict against the manifest's criteria; similarity and pre-norm against face size plots.
 - Trends: one PNG per (model, target, config), one panel per metric, value over runs (matplotlib, Agg backend).
   The HTML embeds the PNGs as base64 (one file to open or attach); the PNGs are also written to ``plots/``.
 """
@@ -16,7 +18,7 @@ import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -65,6 +67,7 @@ class ReportData:
     runs: tuple
     inventory: tuple[InventoryRow, ...]
     latest: tuple[MetricRow, ...]  # latest value per key over the whole history
+    variants: dict = field(default_factory=dict)  # embedder → tuple[VariantRow, ...] (variant_comparison)
 
 
 @dataclass(frozen=True)
@@ -157,9 +160,11 @@ def build_report(history: History, *, manifest=None, run_id: str | None = None) 
             result = "recorded"
         inventory.append(InventoryRow(model, cfg, calib, compiled, tested, result, lines))
     everything: dict[tuple, MetricRow] = {}
-    for r in history.rows():
+    all_rows = history.rows()
+    for r in all_rows:
         everything[r.key] = r
-    return ReportData(history.path, run_id, tuple(history.runs()), tuple(inventory), tuple(everything.values()))
+    return ReportData(history.path, run_id, tuple(history.runs()), tuple(inventory), tuple(everything.values()),
+                      variant_comparison(all_rows, manifest))
 
 
 # ------------------------------------------------------------------------------------------------------ markdown
@@ -257,6 +262,14 @@ def render_markdown(data: ReportData, plots: Sequence[Plot] = ()) -> str:
             lines += [f"### {model}: INT8 vs INT16", ""] + _md_table(*tables["configs"]) + [""]
         if "calib" in tables:
             lines += [f"### {model}: calibration size", ""] + _md_table(*tables["calib"]) + [""]
+    vt = variant_tables(data)
+    if vt:
+        lines += ["", "## Embedder variants", "",
+                  "INT8 baseline first; verdict against the manifest's viability criteria (seed defaults: pre-norm "
+                  "falls with distance, same-person ≥ INT8, different-person p95 < 0.30, match rate at a 40-px face "
+                  "> 50 %). Figures are float-enrolled where a float model exists.", ""]
+        for model, table in vt.items():
+            lines += [f"### {model}", ""] + _md_table(*table) + [""]
     if plots:
         lines += ["", "## Trends", ""] + [f"![{p.title}](plots/{p.path.name})" for p in plots]
     return "\n".join(lines).rstrip() + "\n"
@@ -322,6 +335,160 @@ def trend_plots(history: History, out_dir: Path, *, progress: ProgressFn | None 
     return plots
 
 
+# ------------------------------------------------------------------------------------------ embedder variants
+VIABILITY_DEFAULTS = {"max_different_similarity": 0.30, "min_same_vs_baseline": 0.0, "min_medium_match_rate": 0.5,
+                      "medium_face_px": 40.0, "min_pre_norm_distance_drop": 0.0}
+"""The seed's success criteria for a face-embedder variant (``[models.<m>.thresholds.viability]`` overrides):
+pre-norm varies with distance (drop > 0 from the largest to the smallest face), same-person similarity ≥ the INT8
+baseline's, different-person similarity < 0.30 (read on the 95th percentile of impostor pairs), match rate at medium
+distance (a 40-px face) > 50 %."""
+
+VARIANT_COLUMNS = ("variant", "backend", "pre-norm", "pre-norm ×float", "same mean", "same min", "diff p95",
+                   "diff max", "margin", "TAR", "FAR", "TAR@FAR", "rank-1", "smallest face px", "medium match",
+                   "session spread", "latency p95 ms", "verdict")
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """One embedder variant's latest recognition figures (float-enrolled where recorded, else self-enrolled)."""
+
+    model: str
+    variant: str
+    target: str
+    backend: str
+    figures: dict
+    viable: bool | None  # None: the float reference (not judged)
+    reasons: tuple[str, ...]
+    curve: tuple[tuple[int, float, float], ...]  # (face px, similarity mean, pre-norm mean), largest first
+
+    def cells(self) -> list[str]:
+        f = self.figures.get
+        verdict = "reference" if self.viable is None else ("viable" if self.viable else "NOT viable: "
+                                                           + "; ".join(self.reasons))
+        return [self.variant, self.backend, _fmt(f("pre_norm_mean")), _fmt(f("pre_norm_ratio_mean")),
+                _fmt(f("mean_same")), _fmt(f("min_same")), _fmt(f("diff_p95")), _fmt(f("max_diff")),
+                _fmt(f("margin")), _fmt(f("tar")), _fmt(f("far")), _fmt(f("tar_at_far")), _fmt(f("rank1")),
+                _fmt(f("smallest_passing_face_px")), _fmt(f("medium_match_rate")),
+                _fmt(f("session_similarity_spread")), _fmt(f("latency_p95_ms")), verdict]
+
+
+def _viability(manifest, model: str) -> dict[str, float]:
+    crit = dict(VIABILITY_DEFAULTS)
+    if manifest is not None:
+        try:
+            crit.update(manifest.get(model).thresholds.get("viability", {}))
+        except Exception:  # noqa: BLE001 - a model no longer in the manifest keeps the seed's criteria
+            pass
+    return crit
+
+
+def variant_comparison(rows: Sequence[MetricRow], manifest=None) -> dict[str, tuple[VariantRow, ...]]:
+    """Per embedder: one row per variant from the ``recognition.*`` history rows (the latest value of each figure
+    over the whole history, so emulator rows from the build host and device rows from the Pi meet in one table),
+    the INT8 baseline first, each variant judged against the manifest's viability criteria."""
+    by: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(
+        lambda: {"fig": {}, "stage": {}, "target": "", "backend": "", "config": "", "order": 0}))
+    for n, r in enumerate(rows):
+        if not r.metric.startswith("recognition.") or not r.variant:
+            continue
+        v = by[r.model][r.variant]
+        name = r.metric[len("recognition."):]
+        # float-enrolled figures win over self-enrolled ones (the deployed app enrolls with the float model)
+        if v["stage"].get(name) == "float-enrolled" and r.stage != "float-enrolled":
+            continue
+        v["fig"][name], v["stage"][name] = r.value, r.stage
+        v["target"], v["config"], v["order"] = r.target, r.config, v["order"] or n + 1
+        v["backend"] = f"{r.backend}@{r.backend_version}" if r.backend else "—"
+    for r in rows:  # latency where measured for the same model and variant
+        if r.model in by and r.variant in by[r.model] and "p95" in r.metric and "ms" in r.metric:
+            by[r.model][r.variant]["fig"]["latency_p95_ms"] = r.value
+    out = {}
+    for model, variants in sorted(by.items()):
+        crit = _viability(manifest, model)
+        medium = int(crit["medium_face_px"])
+        order = []
+        if manifest is not None:
+            try:
+                order = [v.id for v in manifest.get(model).variants]
+            except Exception:  # noqa: BLE001
+                order = []
+        quant = [k for k, v in variants.items() if v["target"] != "float"]
+        base = next((k for k in order if k in quant and variants[k]["config"] == "int8"), None) or next(
+            (k for k in sorted(quant, key=lambda k: variants[k]["order"]) if variants[k]["config"] == "int8"), None)
+        ranked = sorted(quant, key=lambda k: (k != base, order.index(k) if k in order else len(order),
+                                               variants[k]["order"]))
+        ranked += [k for k, v in variants.items() if v["target"] == "float"]
+        base_same = variants[base]["fig"].get("mean_same") if base else None
+        rows_out = []
+        for k in ranked:
+            v = variants[k]
+            f = dict(v["fig"])
+            f["medium_match_rate"] = f.get(f"distance.{medium}px.match_rate")
+            curve = tuple(sorted(((int(m.split(".")[1][:-2]), f.get(f"distance.{m.split('.')[1]}.similarity_mean"),
+                                   f.get(f"distance.{m.split('.')[1]}.pre_norm_mean"))
+                                  for m in f if m.startswith("distance.") and m.endswith(".match_rate")),
+                                 reverse=True))
+            if v["target"] == "float":
+                rows_out.append(VariantRow(model, k, v["target"], v["backend"], f, None, (), curve))
+                continue
+            why = []
+            drop = f.get("pre_norm_distance_drop")
+            if drop is None or not drop > crit["min_pre_norm_distance_drop"]:
+                why.append(f"pre-norm does not fall with distance (drop {_fmt(drop)})")
+            same = f.get("mean_same")
+            if same is None or (base_same is not None and same < base_same + crit["min_same_vs_baseline"]):
+                why.append(f"same-person {_fmt(same)} < INT8 baseline {_fmt(base_same)}")
+            diff = f.get("diff_p95")
+            if diff is None or not diff < crit["max_different_similarity"]:
+                why.append(f"different-person p95 {_fmt(diff)} ≥ {crit['max_different_similarity']:g}")
+            mm = f.get("medium_match_rate")
+            if mm is None or not mm > crit["min_medium_match_rate"]:
+                why.append(f"match rate at {medium} px {_fmt(mm)} ≤ {crit['min_medium_match_rate']:g}")
+            rows_out.append(VariantRow(model, k, v["target"], v["backend"], f, not why, tuple(why), curve))
+        out[model] = tuple(rows_out)
+    return out
+
+
+def variant_plots(comparison: dict[str, tuple[VariantRow, ...]], out_dir: Path) -> list[Plot]:
+    """Per embedder: similarity and pre-norm against face size (px), one line per variant."""
+    from matplotlib.figure import Figure
+
+    plots = []
+    for model, vrows in comparison.items():
+        drawn = [v for v in vrows if v.curve]
+        if not drawn:
+            continue
+        fig = Figure(figsize=(9, 3.4), dpi=90)
+        ax_s, ax_n = fig.subplots(1, 2)
+        for v in drawn:
+            px = [c[0] for c in v.curve]
+            ax_s.plot(px, [c[1] for c in v.curve], marker="o", label=v.variant)
+            ax_n.plot(px, [c[2] for c in v.curve], marker="o", label=v.variant)
+        for ax, label in ((ax_s, "similarity to the reference"), (ax_n, "pre-norm")):
+            ax.set_xlabel("face width (px)")
+            ax.set_ylabel(label)
+            ax.set_xscale("log")
+            ax.grid(True, alpha=0.3)
+        ax_s.axhline(0.30, color="grey", linestyle="--", linewidth=0.8)
+        ax_n.legend(fontsize=7)
+        fig.suptitle(f"{model}: recognition against face size")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{_slug(model)}__variants_vs_face_size.png"
+        tmp = path.with_suffix(".png.tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(path)
+        plots.append(Plot(f"{model}: similarity and pre-norm vs face size", path, buf.getvalue()))
+    return plots
+
+
+def variant_tables(data: "ReportData") -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Per embedder: the variant comparison as (header, rows)."""
+    return {m: (list(VARIANT_COLUMNS), [v.cells() for v in vrows]) for m, vrows in data.variants.items()}
+
+
 # ---------------------------------------------------------------------------------------------------------- html
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px}
@@ -330,9 +497,9 @@ th{background:#f0f0f0}td.bad{background:#fdd;font-weight:bold}td.ok{background:#
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def cls(c: str) -> str:
-        if any(w in c for w in ("REGRESSED", "FAIL")):
+        if any(w in c for w in ("REGRESSED", "FAIL", "NOT viable")):
             return ' class="bad"'
-        return ' class="ok"' if c == "pass" else ""
+        return ' class="ok"' if c in ("pass", "viable") else ""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td{cls(str(c))}>{html.escape(str(c).replace('**', ''))}</td>" for c in r)
                    + "</tr>" for r in rows)
@@ -352,6 +519,12 @@ def render_html(data: ReportData, plots: Sequence[Plot] = ()) -> str:
             parts += [f"<h3>{html.escape(model)}: INT8 vs INT16</h3>", _html_table(*tables["configs"])]
         if "calib" in tables:
             parts += [f"<h3>{html.escape(model)}: calibration size</h3>", _html_table(*tables["calib"])]
+    vt = variant_tables(data)
+    if vt:
+        parts.append("<h2>Embedder variants</h2><p>INT8 baseline first; verdict against the manifest's viability "
+                     "criteria.</p>")
+        for model, table in vt.items():
+            parts += [f"<h3>{html.escape(model)}</h3>", _html_table(*table)]
     parts.append("<h2>Trends</h2>")
     for p in plots:
         b64 = base64.b64encode(p.png).decode("ascii")
@@ -381,7 +554,7 @@ def write_report(history: History, out_dir: str | Path, *, manifest=None, run_id
     out.mkdir(parents=True, exist_ok=True)
     say(f"reading {history.path}")
     data = build_report(history, manifest=manifest, run_id=run_id)
-    plots = trend_plots(history, out / "plots", progress=say)
+    plots = variant_plots(data.variants, out / "plots") + trend_plots(history, out / "plots", progress=say)
     md, page = out / "report.md", out / "report.html"
     for path, text in ((md, render_markdown(data, plots)), (page, render_html(data, plots))):
         tmp = path.with_suffix(path.suffix + ".tmp")

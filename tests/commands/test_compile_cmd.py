@@ -75,3 +75,30 @@ def test_unknown_variant_is_a_clear_error(fake_env, tmp_path, capsys):
     assert main(["compile", "--no-split", "deimv2", "--variant", "nano", "--manifest", str(_manifest(tmp_path))]) == 2
     err = capsys.readouterr().err
     assert "deimv2_nano not in the manifest" in err and "deimv2_atto" in err
+
+
+def test_family_members_and_declared_variants_each_compile_and_every_run_keeps_its_summary(fake_env, tmp_path,
+                                                                                          capsys):
+    for member in ("atto", "femto"):
+        _support.tiny_onnx(tmp_path / f"tiny_{member}.onnx")
+    m = tmp_path / "models.toml"
+    m.write_text('[models.deimv2]\n[models.deimv2.family]\nmembers = ["atto", "femto"]\npattern = "tiny_{member}.onnx"\n'
+                 f'[[models.deimv2.inputs]]\nname = "images"\nshape = [1, 3, 8, 8]\n'
+                 f'[[models.deimv2.variants]]\nprecision = "int8"\ncalib_size = 8\n'
+                 f'[[models.deimv2.variants]]\nprecision = "int16"\ncalib_size = 4\n')
+    fake_env.parse_failures["deimv2_femto_int16_calib4"] = ZeroDivisionError("float division by zero")
+    out = tmp_path / "out"
+    args = ["compile", "--no-split", "deimv2", "--manifest", str(m), "--out", str(out)]
+    assert main(args) == 1
+    text = capsys.readouterr().out
+    assert "deimv2_femto_int16_calib4 failed at parse" in text
+    summary = json.loads((out / "compile_summary.json").read_text())
+    assert [(v["variant"], v["ok"]) for v in summary["variants"]] == [
+        ("deimv2_atto_int8_calib8", True), ("deimv2_atto_int16_calib4", True), ("deimv2_femto_int8_calib8", True),
+        ("deimv2_femto_int16_calib4", False)]
+    assert (out / "deimv2_atto_int16_calib4" / "deimv2_atto_int16_calib4.hef").is_file()
+    del fake_env.parse_failures["deimv2_femto_int16_calib4"]
+    assert main(args) == 0
+    runs = sorted((out / "runs").glob("compile_summary-*.json"))
+    assert len(runs) == 2 and [json.loads(p.read_text())["ok"] for p in runs] == [False, True]
+    assert json.loads((out / "compile_summary.json").read_text())["ok"]

@@ -90,3 +90,41 @@ def test_hef_only_entry_is_inspected():
         pytest.skip(spec.unavailable)
     r = validate_model(spec, work_dir=None)
     assert r.status == "pass" and "HAILO8P" in r.notes[0]
+
+
+VARIANTS = """
+[[models.onet.variants]]
+precision = "int8"
+calib_size = 4
+[[models.onet.variants]]
+precision = "int16"
+calib_size = 4
+[[models.onet.variants]]
+target = "hailo8"
+hef = "shared:hef/not-compiled-yet.hef"
+[models.onet.thresholds.emulator.int16]
+min_snr_db = 500
+"""
+
+
+def test_each_variant_is_validated_and_fails_alone_and_every_run_keeps_its_summary(manifest, tmp_path, capsys):
+    import json
+
+    path = manifest(snr=5.0)
+    path.write_text(path.read_text().split("[models.badcut]")[0] + VARIANTS)
+    db, out = tmp_path / "h.sqlite", tmp_path / "summaries"
+    args = ["validate", "--manifest", str(path), "--history", str(db), "--work-dir", str(tmp_path / "w"),
+            "--summary-dir", str(out)]
+    assert main(args) == 1
+    cap = capsys.readouterr()
+    assert "onet[int8-calib4@emulator]" in cap.out and "onet[int16-calib4@emulator]: failed at emulate" in cap.out
+    assert "1 passed, 1 failed, 1 skipped" in cap.out and "not-compiled-yet.hef" in cap.out
+    rows = sqlite3.connect(db).execute("select model, variant, metric, value from metrics "
+                                       "where metric='validate_pass'").fetchall()
+    assert ("onet", "int8-calib4@emulator", "validate_pass", 1.0) in rows
+    assert ("onet", "int16-calib4@emulator", "validate_pass", 0.0) in rows
+    assert main(args) == 1
+    first, second = sorted(out.glob("validate-*.json"))
+    docs = [json.loads(p.read_text()) for p in (first, second)]
+    assert docs[0]["run_id"] != docs[1]["run_id"] and not docs[0]["ok"]
+    assert [r["status"] for r in docs[0]["results"]] == ["pass", "fail", "skip"]

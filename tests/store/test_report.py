@@ -108,3 +108,71 @@ def test_empty_history_renders(tmp_path):
     with H.History(tmp_path / "h.sqlite") as h:
         files = R.write_report(h, tmp_path / "out", progress=None)
     assert files.plots == () and "No metrics recorded." in Path(files.markdown).read_text()
+
+
+# -- embedder variants (issue 11 item 5) ---------------------------------------------------------------------------
+def _rec(h, run, variant, figs, *, target="emulator", config="int8", calib=16, stage="float-enrolled",
+         backend=("ort-emulator", "1.0")):
+    for k, v in figs.items():
+        h.record(H.make_row(run_id=run, model="mfn", metric=f"recognition.{k}", value=v, target=target,
+                            config=config, calib_size=calib, variant=variant, stage=stage, git="x", toolchain={},
+                            backend=SimpleNamespace(name=backend[0], version=backend[1], hailo=backend[0] == "hailort",
+                                                    details={}, config=config)))
+
+
+GOOD = {"pre_norm_mean": 16.6, "mean_same": 0.68, "min_same": 0.43, "diff_p95": 0.20, "max_diff": 0.44,
+        "margin": -0.015, "tar": 1.0, "far": 0.016, "tar_at_far": 1.0, "rank1": 1.0, "pre_norm_distance_drop": 4.0,
+        "distance.112px.match_rate": 1.0, "distance.112px.similarity_mean": 0.71, "distance.112px.pre_norm_mean": 17.3,
+        "distance.40px.match_rate": 1.0, "distance.40px.similarity_mean": 0.67, "distance.40px.pre_norm_mean": 16.1,
+        "distance.20px.match_rate": 0.88, "distance.20px.similarity_mean": 0.47, "distance.20px.pre_norm_mean": 13.3,
+        "smallest_passing_face_px": 20, "session_similarity_spread": 0.0}
+
+
+@pytest.fixture
+def variant_hist(tmp_path):
+    with H.History(tmp_path / "history.sqlite") as h:
+        # build host run: float, INT8 and INT16-selective on the emulator
+        _rec(h, "host", "float", {**GOOD, "mean_same": 0.70}, target="float", config="", calib=None,
+             backend=("onnxruntime", "1.0"))
+        _rec(h, "host", "int16_selective-calib2048@emulator", {**GOOD, "mean_same": 0.66}, config="int16_selective",
+             calib=2048)
+        _rec(h, "host", "int8-calib16@emulator", GOOD)
+        _rec(h, "host", "int8-calib16@emulator", {**GOOD, "mean_same": 0.10}, stage="self-enrolled")  # ignored
+        # the Pi's run, same history: a HEF whose sessions drift and whose quality score does not fall
+        _rec(h, "pi", "int8@hailo8", {**GOOD, "pre_norm_distance_drop": 0.0, "distance.40px.match_rate": 0.25,
+                                      "diff_p95": 0.35, "session_similarity_spread": 0.38}, target="hailo8", calib=None,
+             backend=("hailort", "4.23.0"))
+        h.record(H.make_row(run_id="pi", model="mfn", metric="latency_p95_ms", value=3.4, target="hailo8",
+                            variant="int8@hailo8", git="x", toolchain={}))
+        yield h
+
+
+def test_variant_comparison_orders_judges_and_meets_device_and_emulator_rows(variant_hist, tmp_path):
+    data = R.build_report(variant_hist)
+    rows = data.variants["mfn"]
+    assert [r.variant for r in rows] == ["int8-calib16@emulator", "int16_selective-calib2048@emulator", "int8@hailo8",
+                                         "float"]
+    base, sel, dev, flt = rows
+    assert base.viable and base.figures["mean_same"] == 0.68  # float-enrolled wins over self-enrolled
+    assert not sel.viable and sel.reasons == ("same-person 0.66 < INT8 baseline 0.68",)
+    assert not dev.viable and len(dev.reasons) == 3 and dev.backend == "hailort@4.23.0"
+    assert any("match rate at 40 px 0.25" in r for r in dev.reasons)
+    assert dev.figures["latency_p95_ms"] == 3.4 and flt.viable is None
+    assert base.curve[0] == (112, 0.71, 17.3) and base.curve[-1][0] == 20
+    header, body = R.variant_tables(data)["mfn"]
+    assert header[0] == "variant" and body[0][-1] == "viable" and body[1][-1].startswith("NOT viable: same-person")
+    files = R.write_report(variant_hist, tmp_path / "rep", progress=None)
+    md = files.markdown.read_text()
+    assert "## Embedder variants" in md and "| int8@hailo8 | hailort@4.23.0 |" in md
+    page = files.html.read_text()
+    assert "NOT viable" in page and 'class="bad"' in page
+    assert any(p.name == "mfn__variants_vs_face_size.png" and p.read_bytes().startswith(PNG) for p in files.plots)
+
+
+def test_viability_criteria_come_from_the_manifest(variant_hist):
+    spec = SimpleNamespace(thresholds={"viability": {"min_same_vs_baseline": -0.05, "medium_face_px": 20}},
+                           variants=())
+    manifest = SimpleNamespace(get=lambda name: spec)
+    rows = {r.variant: r for r in R.variant_comparison(variant_hist.rows(), manifest)["mfn"]}
+    assert rows["int16_selective-calib2048@emulator"].viable  # 0.66 ≥ 0.68 − 0.05
+    assert rows["int8-calib16@emulator"].figures["medium_match_rate"] == 0.88  # read at 20 px now
