@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -20,8 +21,33 @@ GOLDEN_DIR = Path(os.environ.get("HAILO_QA_GOLDEN_DIR", REPO_ROOT / "golden"))
 STATE_DIR = Path(os.environ.get("HAILO_QA_STATE_DIR", REPO_ROOT / ".hailo_qa"))
 """Working state: history database, split/emulator caches, reports. Override with ``HAILO_QA_STATE_DIR``."""
 
-HISTORY_DB = Path(os.environ.get("HAILO_QA_HISTORY", STATE_DIR / "history.sqlite"))
-"""The SQLite history of every figure. Override with ``HAILO_QA_HISTORY`` or ``--hqa-history``."""
+HISTORY = os.environ.get("HAILO_QA_HISTORY") or str(STATE_DIR / "history.sqlite")
+"""Where the history of every figure lives: an SQLite file (the embedded default) or a team server's URL
+(``postgresql://user:password@host/db``). Override with ``HAILO_QA_HISTORY``, ``--hqa-history`` or ``--history``."""
+
+HISTORY_DB = STATE_DIR / "history.sqlite" if "://" in HISTORY else Path(HISTORY)
+"""The SQLite file of :data:`HISTORY` (the default file when ``HISTORY`` is a server URL). Kept for old callers."""
+
+
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        v = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return v if v > 0 and v < 1e6 else default
+
+
+HISTORY_TIMEOUT_S = _seconds("HAILO_QA_HISTORY_TIMEOUT", 30.0)
+"""How long a history write or connection waits for a lock or a server before it gives up with a clear error
+(seconds). Override with ``HAILO_QA_HISTORY_TIMEOUT``."""
+
+HISTORY_SPILL_DIR = Path(os.environ.get("HAILO_QA_HISTORY_SPILL", STATE_DIR / "history-unsent"))
+"""Where rows go when the history cannot take them (locked, server gone): one SQLite file per process, pushed later
+with ``hailo-qa history push``. Override with ``HAILO_QA_HISTORY_SPILL``."""
+
+HOST = os.environ.get("HAILO_QA_HOST") or socket.gethostname()
+"""The machine name stored with every history row (a build host, a Pi). Override with ``HAILO_QA_HOST``."""
 
 HAILORT_LOG_DIR = STATE_DIR / "hailort"
 """Where HailoRT writes ``hailort.log`` when hailo-qa imports it and ``HAILORT_LOGGER_PATH`` is unset (HailoRT's

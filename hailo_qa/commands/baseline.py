@@ -16,20 +16,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     acc.add_argument("--note", default="", help="why this run is accepted (stored with it)")
     show = sub.add_parser("show", help="list runs, marking accepted baselines")
     for q in (acc, show):
-        q.add_argument("--history", metavar="PATH", default=None,
-                       help="SQLite history database. Default: hailo_qa.config.HISTORY_DB")
+        q.add_argument("--history", metavar="PATH|URL", default=None,
+                       help="the history: an SQLite file or a postgresql://... URL. Default: HAILO_QA_HISTORY, "
+                            "else .hailo_qa/history.sqlite")
 
 
 def run(args: argparse.Namespace) -> int:
     from hailo_qa import config
-    from hailo_qa.errors import InputFileError
-    from hailo_qa.store.history import History, HistoryError
+    from hailo_qa.store.history import History, HistoryError, is_url
 
-    path = Path(args.history or config.HISTORY_DB)
-    if not path.is_file():
-        raise InputFileError(f"history '{path}' does not exist", note="expected the SQLite file written by a test "
-                             "run", hint="run the tests first, or pass --history PATH")
-    with History(path) as h:
+    path = args.history or config.HISTORY
+    if not is_url(path) and not Path(path).is_file():
+        raise HistoryError(f"history '{path}' does not exist", note="expected the SQLite file written by a test "
+                           "run", hint="run the tests first, or pass --history PATH")
+    with History(path, readonly=args.action == "show") as h:
         if args.action == "accept":
             run_id = h.latest_run() if args.latest else args.run
             if run_id is None:

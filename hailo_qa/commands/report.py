@@ -9,8 +9,9 @@ HELP = "write a Markdown inventory and an HTML page with trend plots from the me
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--history", metavar="PATH", default=None,
-                   help="SQLite history database. Default: hailo_qa.config.HISTORY_DB (.hailo_qa/history.sqlite)")
+    p.add_argument("--history", metavar="PATH|URL", default=None,
+                   help="the history: an SQLite file or a postgresql://user:password@host/db URL (read only). "
+                        "Default: HAILO_QA_HISTORY, else .hailo_qa/history.sqlite")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output directory for report.md, report.html and plots/. Default: .hailo_qa/report")
     p.add_argument("--run", metavar="RUN_ID", default=None, help="run to report on. Default: the latest")
@@ -22,14 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hailo_qa import config
-    from hailo_qa.errors import InputFileError, ManifestError
+    from hailo_qa.errors import ManifestError
     from hailo_qa.store.history import History
     from hailo_qa.store.report import write_report
 
-    path = Path(args.history or config.HISTORY_DB)
-    if not path.is_file():
-        raise InputFileError(f"history '{path}' does not exist", note="expected the SQLite file a pytest run "
-                             "with the hailo_qa plugin writes", hint="run the tests first, or pass --history PATH")
+    target = args.history or config.HISTORY
     manifest = None
     if args.manifest or config.MANIFEST.is_file():
         from hailo_qa.manifest import load_manifest
@@ -40,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             if args.manifest:
                 raise
     out = Path(args.out or config.STATE_DIR / "report")
-    with History(path) as h:
+    with History(target, readonly=True) as h:
         files = write_report(h, out, manifest=manifest, run_id=args.run, progress=None if args.quiet else sys.stderr)
     print(f"{files.markdown}\n{files.html}")
     return 0

@@ -16,8 +16,9 @@ def add_arguments(p) -> None:
                    help="calibration samples. Default: each model's first calibration.sizes entry")
     p.add_argument("--backend", choices=("auto", "ort", "dfc"), default="auto",
                    help="emulator: auto (the DFC if installed, else hailo-qa's built-in ORT approximation)")
-    p.add_argument("--history", metavar="PATH", default=None,
-                   help="history database, or 'off'. Default: .hailo_qa/history.sqlite")
+    p.add_argument("--history", metavar="PATH|URL", default=None,
+                   help="history: an SQLite file, a postgresql://... URL, or 'off'. Default: HAILO_QA_HISTORY, "
+                        "else .hailo_qa/history.sqlite")
     p.add_argument("--work-dir", metavar="DIR", default=None, help="cache for splits and quantized models")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--summary-dir", metavar="DIR", default=None,
@@ -60,8 +61,11 @@ def run(args) -> int:
                             run_id=run_id, config=args.config)
     print(f"\nsummary: {summary}", file=sys.stderr)
     if args.history != "off":
-        path = Path(args.history) if args.history else config.HISTORY_DB
-        record(results, path, config=args.config, run_id=run_id)
+        from hailo_qa.store.history import display
+
+        target = args.history or config.HISTORY
+        record(results, target, config=args.config, run_id=run_id)
+        path = display(target)
         print(f"recorded in {path} as run {run_id} (hailo-qa report --history {path})", file=sys.stderr)
     failed = [r.model for r in results if r.status == "fail"]
     passed = sum(r.status == "pass" for r in results)

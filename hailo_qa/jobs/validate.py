@@ -227,7 +227,7 @@ def _num(v, digits: int = 1) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def record(results: Sequence[ModelValidation], history_path: Path, *, config: str,
+def record(results: Sequence[ModelValidation], history_path: str | Path, *, config: str,
            run_id: str | None = None) -> str:
     """Append every figure to the history (a variant's rows carry its id); returns the run id."""
     from hailo_qa.store.history import History, make_row, new_run_id

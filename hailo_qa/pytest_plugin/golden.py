@@ -65,6 +65,15 @@ def _store(config: pytest.Config):
     return config.stash[STORE_KEY]
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    store = config.stash.get(STORE_KEY, None)
+    if store is not None and getattr(store, "_spill", None) is not None:
+        terminalreporter.write_line(
+            f"hailo-qa: the history '{store.location}' could not take {store.spilled} write(s); they are kept in "
+            f"'{store._spill.location}': hailo-qa history push --history {store._spill.location} --to "
+            f"{store.location}", red=True)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     store = config.stash.get(STORE_KEY, None)
     if store is not None:
@@ -104,7 +113,12 @@ class HistoryRecorder:
                        nodeid=self.nodeid)
         if self.store is None:
             return None
-        self.store.record(row)
+        from hailo_qa.store.history import HistoryError
+
+        try:
+            self.store.record(row)
+        except HistoryError as err:  # locked past the deadline, server gone: the row is spilled, the test fails
+            pytest.fail(f"HistoryError: {err}", pytrace=False)
         self.recorded.append(row)
         if self.fail_on_regression:
             gate(self.store, row)

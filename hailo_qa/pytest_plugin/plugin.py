@@ -69,8 +69,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="rewrite goldens from this run; tests that rewrote a golden fail (review, then commit)")
     g.addoption("--hqa-regen-all", action="store_true", default=False,
                 help="rewrite all goldens from this run and let the tests pass")
-    g.addoption("--hqa-history", metavar="PATH", default=None,
-                help=f"SQLite history database ('off' to disable). Default: {config.HISTORY_DB}")
+    g.addoption("--hqa-history", metavar="PATH|URL", default=None,
+                help="history: an SQLite file, a postgresql://user:password@host/db URL (a team server), or 'off'. "
+                     f"Default: HAILO_QA_HISTORY or {config.HISTORY_DB}")
     g.addoption("--hqa-fail-on-regression", action="store_true", default=False,
                 help="fail a test when a metric regressed against its accepted baseline")
     g.addoption("--hqa-device", metavar="ID", default=config.DEVICE_ID,
@@ -94,7 +95,7 @@ class QASession:
     golden_dir: Path
     update_golden: bool
     regen_all: bool
-    history: Path | None
+    history: str | None
     fail_on_regression: bool
     device: str | None
     latency_iterations: int
@@ -115,7 +116,7 @@ class QASession:
             models=opt("--hqa-models"), emulator=opt("--hqa-emulator"), calib_sizes=opt("--hqa-calib-sizes"),
             golden_dir=Path(opt("--hqa-golden-dir") or config.GOLDEN_DIR),
             update_golden=opt("--hqa-update-golden"), regen_all=opt("--hqa-regen-all"),
-            history=None if hist == "off" else Path(hist or config.HISTORY_DB),
+            history=None if hist == "off" else str(hist or config.HISTORY),
             fail_on_regression=opt("--hqa-fail-on-regression"), device=opt("--hqa-device"),
             latency_iterations=opt("--hqa-latency-iterations"), latency_warmup=opt("--hqa-latency-warmup"),
             work_dir=Path(opt("--hqa-work-dir") or config.STATE_DIR / "work"))

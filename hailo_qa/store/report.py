@@ -551,7 +551,18 @@ def write_report(history: History, out_dir: str | Path, *, manifest=None, run_id
     """
     say = _progress_to(progress)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from hailo_qa.errors import InputFileError
+
+    if out.exists() and not out.is_dir():
+        raise InputFileError(f"report output '{out}' is not a directory", note="expected a directory (created when "
+                             "absent) for report.md, report.html and plots/", hint="pass --out DIR elsewhere; the "
+                             "file was left as it is")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "plots").mkdir(exist_ok=True)
+    except OSError as err:
+        raise InputFileError(f"cannot create the report directory '{out}': {err.strerror}",
+                             note="expected a writable directory", hint="pass --out DIR elsewhere") from None
     say(f"reading {history.path}")
     data = build_report(history, manifest=manifest, run_id=run_id)
     plots = variant_plots(data.variants, out / "plots") + trend_plots(history, out / "plots", progress=say)
