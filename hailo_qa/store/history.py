@@ -166,12 +166,18 @@ class MetricRow:
     @classmethod
     def _from_sql(cls, r) -> "MetricRow":
         d = dict(r._mapping)
-        d["toolchain"] = json.loads(d["toolchain"] or "{}")
-        d["extra"] = json.loads(d["extra"] or "{}")
+        d["toolchain"] = _json(d["toolchain"])
+        d["extra"] = _json(d["extra"])
         d["hailo"] = bool(d["hailo"])
         d["host"] = d.get("host") or ""
         d["uid"] = d.get("uid") or ""
         return cls(**d)
+
+
+@functools.lru_cache(maxsize=4096)
+def _json(text: str | None) -> Mapping[str, Any]:
+    """Parsed JSON of a row's toolchain/extra; cached, as thousands of rows share a few strings (read-only use)."""
+    return json.loads(text or "{}")
 
 
 @dataclass(frozen=True)

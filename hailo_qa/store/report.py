@@ -1,16 +1,25 @@
-"""Reports from the history: a Markdown inventory and a self-contained HTML page with trend plots.
+"""Reports from the history: a Markdown file and a self-contained HTML page that open on a summary.
 
-- Inventory: model × precision config × calibration size × compiled (HEF present?) × tested × result, with the
-  latest value of each metric and its delta vs the previous run and vs the accepted baseline.
-- Comparisons per model: precision configs side by side (INT8 vs INT16), calibration sizes side by side.
-- Embedder variants: per face embedder, one row per variant (INT8 baseline first) with its recognition figures and
-  a viable / not viable verdict against the manifest's criteria; similarity and pre-norm against face size plots.
-- Trends: one PNG per (model, target, config), one panel per metric, value over runs (matplotlib, Agg backend).
-  The HTML embeds the PNGs as base64 (one file to open or attach); the PNGs are also written to ``plots/``.
+Order of the page (the same in Markdown):
+
+1. **Summary** — per model and variant: pass / FAIL / REGRESSED against the accepted baseline, what changed since
+   the previous run of each figure, and which machines (``host``) and backends produced the numbers.
+2. **Plots**, in a grid in view: a trend per key metric (SNR, cosine, TAR, latency P95) over time, INT8 vs INT16
+   per model, metric against calibration size with the knee, variants side by side. Captions sit above their plot.
+3. **Tables**: the latest value of every figure (with previous run, baseline, machine, backend), the inventory
+   (manifest model × config × calibration size), precision-config and calibration-size tables, the embedder
+   variants (one row per variant, INT8 baseline first, viable / not viable against the manifest's criteria, with
+   similarity and pre-norm against face size plots), the runs.
+
+Each figure's *latest* value is used (from whichever run last measured it), so after a partial run the untouched
+models keep their last numbers instead of reading "not tested". The history is read once (one query), so a report
+of thousands of runs takes seconds; trends use a time axis (labels never crowd) and series that never change are
+listed instead of plotted.
 """
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import math
@@ -22,9 +31,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from hailo_qa.store.history import History, MetricRow, check_regression
+from hailo_qa.store.history import (
+    History,
+    HistoryError,
+    MetricRow,
+    check_regression,
+    tolerance_for,
+)
 
 ProgressFn = Callable[[str], None]
+
+KEY_METRICS = (("SNR", ("snr",)), ("cosine", ("cosine",)), ("TAR", ("tar_", ".tar", "tar@")),
+               ("latency P95", ("p95",)))
+"""The metric families plotted as trends: (title, substrings of the metric name)."""
+
+MAX_SERIES = 10
+"""Lines per trend plot (the ones with most points); the rest are in the tables."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +57,7 @@ class MetricLine:
     previous: MetricRow | None
     baseline: MetricRow | None
     regressed: bool
+    outcome: str | None = None
 
     @property
     def delta_prev(self) -> float | None:
@@ -43,6 +66,12 @@ class MetricLine:
     @property
     def delta_base(self) -> float | None:
         return None if self.baseline is None else self.row.value - self.baseline.value
+
+    @property
+    def changed(self) -> bool:
+        """Moved since the previous run by more than the metric's tolerance."""
+        d = self.delta_prev
+        return d is not None and abs(d) > tolerance_for(self.row.metric, self.row.extra).allowed(self.previous.value)
 
 
 @dataclass(frozen=True)
@@ -59,14 +88,33 @@ class InventoryRow:
 
 
 @dataclass(frozen=True)
+class SummaryRow:
+    """One line of the summary: a model and variant."""
+
+    model: str
+    variant: str
+    status: str
+    last_run: str
+    last_time: str
+    figures: int
+    changes: tuple[str, ...]
+    regressions: tuple[str, ...]
+    sources: tuple[str, ...]  # "host: backend (target)" for every machine/backend that produced a figure
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything a report shows; built by :func:`build_report`."""
 
-    history_path: Path
+    history_path: object
     run_id: str | None
     runs: tuple
     inventory: tuple[InventoryRow, ...]
     latest: tuple[MetricRow, ...]  # latest value per key over the whole history
+    lines: tuple[MetricLine, ...] = ()
+    summary: tuple[SummaryRow, ...] = ()
+    backend: str = "sqlite"
+    rows: tuple[MetricRow, ...] = ()
     variants: dict = field(default_factory=dict)  # embedder → tuple[VariantRow, ...] (variant_comparison)
 
 
@@ -75,6 +123,7 @@ class Plot:
     title: str
     path: Path
     png: bytes
+    caption: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,34 +155,68 @@ def _cfg(c: str) -> str:
     return c or "float"
 
 
+def _source(r: MetricRow) -> str:
+    be = f"{r.backend}@{r.backend_version}" if r.backend and r.backend_version else (r.backend or "?")
+    dev = f" {r.device}" if r.device else ""
+    return f"{r.host or '?'}: {be} ({r.target}{dev})"
+
+
+def _where(r: MetricRow) -> str:
+    return "/".join(x for x in (r.target, r.stage, _cfg(r.config), f"calib {r.calib_size}"
+                                if r.calib_size is not None else "") if x)
+
+
 def build_report(history: History, *, manifest=None, run_id: str | None = None) -> ReportData:
-    """Collect the report's data from ``history`` (latest run unless ``run_id``).
+    """Collect the report's data from ``history`` in one read.
 
     Args:
         history: an open :class:`~hailo_qa.store.history.History`.
         manifest: a loaded manifest to list untested model × config × calib combinations and HEF presence.
             Defaults to none (only what the history holds).
-        run_id: the run to report on. Defaults to the latest.
+        run_id: report the figures of this run only. Defaults to the latest value of every figure.
+
+    Raises:
+        HistoryError: ``run_id`` is not in the history.
     """
-    run_id = run_id or history.latest_run()
-    rows = history.rows(run_id=run_id) if run_id else []
-    outcomes = history.outcomes(run_id) if run_id else {}
+    rows = history.rows()
+    summaries = history.runs()
+    order = {s.run_id: i for i, s in enumerate(summaries)}
+    if run_id is not None and run_id not in order:
+        from hailo_qa.errors import did_you_mean
+
+        ids = [s.run_id for s in summaries]
+        raise HistoryError(f"run '{run_id}' has no rows in history '{history.location}'",
+                           note=f"latest runs: {', '.join(ids[-5:]) or 'none'}",
+                           hint=did_you_mean(run_id, ids) or "list runs with 'hailo-qa baseline show'")
+    accepted = {s.run_id for s in summaries if s.accepted}
+    outcomes = history.outcomes()
+    per_key: dict[tuple, list[MetricRow]] = defaultdict(list)
+    for r in rows:  # id order: within a key, later rows are newer
+        per_key[r.key].append(r)
+    lines: list[MetricLine] = []
+    for key, rs in per_key.items():
+        if run_id is not None:
+            upto = [r for r in rs if order[r.run_id] <= order[run_id]]
+            if not upto or upto[-1].run_id != run_id:
+                continue
+            rs = upto
+        cur = rs[-1]
+        prev = next((r for r in reversed(rs) if r.run_id != cur.run_id), None)
+        base = next((r for r in reversed(rs) if r.run_id in accepted and r.run_id != cur.run_id), None)
+        lines.append(MetricLine(cur, prev, base, check_regression(cur, base) is not None,
+                                outcomes.get((cur.run_id, cur.nodeid))))
+    lines.sort(key=lambda m: (m.row.model, m.row.variant, m.row.target, m.row.stage, m.row.config,
+                              -1 if m.row.calib_size is None else m.row.calib_size, m.row.metric))
+    latest = tuple(m.row for m in lines)
     groups: dict[tuple, list[MetricLine]] = defaultdict(list)
-    nodeids: dict[tuple, set[str]] = defaultdict(set)
-    latest_per_key: dict[tuple, MetricRow] = {}
-    for r in rows:
-        latest_per_key[r.key] = r  # rows are in id order: the last one wins
-    for r in latest_per_key.values():
-        prev = history.previous_for(r.key, before_run=r.run_id)
-        base = history.baseline_for(r.key, exclude_run=r.run_id)
-        groups[(r.model, r.config, r.calib_size)].append(
-            MetricLine(r, prev, base, check_regression(r, base) is not None))
-        if r.nodeid:
-            nodeids[(r.model, r.config, r.calib_size)].add(r.nodeid)
+    for m in lines:
+        groups[(m.row.model, m.row.config, m.row.calib_size)].append(m)
     hef_models: dict[str, bool] = {}
     combos = set(groups)
+    manifest_models: list[str] = []
     if manifest is not None:
         for spec in manifest:
+            manifest_models.append(spec.name)
             hef_models[spec.name] = spec.hef is not None and Path(spec.hef).is_file()
             for cfg in spec.quantization.configs:
                 for size in spec.calibration.sizes:
@@ -141,41 +224,77 @@ def build_report(history: History, *, manifest=None, run_id: str | None = None) 
     inventory = []
     for key in sorted(combos, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2])):
         model, cfg, calib = key
-        lines = tuple(sorted(groups.get(key, ()), key=lambda m: (m.row.target, m.row.stage, m.row.metric)))
+        ls = tuple(groups.get(key, ()))
         if model in hef_models:
             compiled = "yes" if hef_models[model] else "no"
         else:
-            compiled = "yes" if any(m.row.target.startswith("hailo8") for m in lines) else "?"
-        tested = bool(lines)
-        outs = {outcomes[n] for n in nodeids.get(key, ()) if n in outcomes}
-        if not tested:
-            result = "not tested"
-        elif outs & {"failed", "error"}:
-            result = "FAIL"
-        elif any(m.regressed for m in lines):
-            result = "REGRESSED"
-        elif outs == {"passed"}:
-            result = "pass"
-        else:
-            result = "recorded"
-        inventory.append(InventoryRow(model, cfg, calib, compiled, tested, result, lines))
-    everything: dict[tuple, MetricRow] = {}
-    all_rows = history.rows()
-    for r in all_rows:
-        everything[r.key] = r
-    return ReportData(history.path, run_id, tuple(history.runs()), tuple(inventory), tuple(everything.values()),
-                      variant_comparison(all_rows, manifest))
+            compiled = "yes" if any(m.row.target.startswith("hailo8") for m in ls) else "?"
+        inventory.append(InventoryRow(model, cfg, calib, compiled, bool(ls), _result(ls), ls))
+    summary = _summary(lines, manifest_models)
+    return ReportData(history.location, run_id or (summaries[-1].run_id if summaries else None), tuple(summaries),
+                      tuple(inventory), latest, tuple(lines), summary, history.kind, tuple(rows),
+                      variant_comparison(rows, manifest))
 
 
-# ------------------------------------------------------------------------------------------------------ markdown
+def _result(lines: Sequence[MetricLine]) -> str:
+    if not lines:
+        return "not tested"
+    outs = {m.outcome for m in lines if m.outcome}
+    if outs & {"failed", "error"}:
+        return "FAIL"
+    if any(m.regressed for m in lines):
+        return "REGRESSED"
+    if outs == {"passed"}:
+        return "pass"
+    return "recorded"
+
+
+def _summary(lines: Sequence[MetricLine], manifest_models: Sequence[str]) -> tuple[SummaryRow, ...]:
+    by: dict[tuple, list[MetricLine]] = defaultdict(list)
+    for m in lines:
+        by[(m.row.model, m.row.variant)].append(m)
+    out = []
+    for (model, variant), ls in sorted(by.items()):
+        newest = max(ls, key=lambda m: m.row.time)
+        changed = sorted((m for m in ls if m.changed), key=lambda m: -abs(m.delta_prev / (m.previous.value or 1)))
+        changes = tuple(f"{m.row.metric} {_where(m.row)}: {_fmt(m.previous.value)} → {_fmt(m.row.value)}"
+                        for m in changed)
+        regs = tuple(f"{m.row.metric} {_where(m.row)}: baseline {_fmt(m.baseline.value)} → {_fmt(m.row.value)}"
+                     for m in ls if m.regressed)
+        sources = tuple(sorted({_source(m.row) for m in ls}))
+        out.append(SummaryRow(model, variant, _result(ls), newest.row.run_id, newest.row.time, len(ls), changes,
+                              regs, sources))
+    seen = {s.model for s in out}
+    for name in manifest_models:
+        if name not in seen:
+            out.append(SummaryRow(name, "", "not tested", "", "", 0, (), (), ()))
+    order = {"FAIL": 0, "REGRESSED": 1, "recorded": 2, "pass": 3, "not tested": 4}
+    return tuple(sorted(out, key=lambda s: (order.get(s.status, 9), s.model, s.variant)))
+
+
+# ------------------------------------------------------------------------------------------------------ tables
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    esc = [[str(c).replace("|", "\\|") for c in r] for r in rows]
+    esc = [[str(c).replace("|", "\\|").replace("\n", " ") for c in r] for r in rows]
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in esc]
 
 
 def _metric_label(r: MetricRow) -> str:
     parts = [r.target] + [p for p in (r.variant, r.stage) if p]
     return "/".join(parts) + f" {r.metric}"
+
+
+def summary_table(data: ReportData, *, max_items: int = 3) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "variant", "status", "changed since previous run", "machines and backends", "last run"]
+    rows = []
+    for s in data.summary:
+        ch = list(s.regressions[:max_items])  # regressions first, then the biggest moves
+        ch += [c for c in s.changes if c not in ch][:max(0, max_items - len(ch))]
+        more = len(set(s.changes) | set(s.regressions)) - len(ch)
+        change = "; ".join(ch) + (f"; +{more} more" if more > 0 else "") if ch else (
+            "no change" if s.figures else "—")
+        rows.append([s.model, s.variant or "—", s.status, change, "; ".join(s.sources) or "—",
+                     f"{s.last_run} ({s.figures} figures)" if s.last_run else "—"])
+    return header, rows
 
 
 def comparison_tables(data: ReportData) -> dict[str, dict[str, tuple[list[str], list[list[str]]]]]:
@@ -187,15 +306,12 @@ def comparison_tables(data: ReportData) -> dict[str, dict[str, tuple[list[str], 
     out: dict[str, dict] = {}
     for model, rows in sorted(by_model.items()):
         tables = {}
-        # precision configs: rows = (target-family/stage/variant/metric, calib), cols = config
-        order = ("int8", "int16_selective", "int16")
-        cfgs = sorted({r.config for r in rows if r.config}, key=lambda c: (order.index(c) if c in order else 9, c))
+        cfgs = _configs(rows)
         if len(cfgs) >= 2:
             cells: dict[tuple, dict[str, float]] = defaultdict(dict)
             for r in rows:
                 if r.config:
-                    fam = re.sub(r"[-_.]?(int8|int16_selective|int16)$", "", r.target)
-                    cells[(fam, r.variant, r.stage, r.metric, r.calib_size)][r.config] = r.value
+                    cells[(_family(r.target), r.variant, r.stage, r.metric, r.calib_size)][r.config] = r.value
             body = [["/".join(p for p in k[:3] if p) + f" {k[3]}", _calib(k[4])] + [_fmt(v.get(c)) for c in cfgs]
                     for k, v in sorted(cells.items(), key=lambda kv: str(kv[0])) if len(v) >= 2]
             if body:
@@ -215,6 +331,15 @@ def comparison_tables(data: ReportData) -> dict[str, dict[str, tuple[list[str], 
     return out
 
 
+def _configs(rows: Sequence[MetricRow]) -> list[str]:
+    order = ("int8", "int16_selective", "int16")
+    return sorted({r.config for r in rows if r.config}, key=lambda c: (order.index(c) if c in order else 9, c))
+
+
+def _family(target: str) -> str:
+    return re.sub(r"[-_.]?(int8|int16_selective|int16)$", "", target)
+
+
 def inventory_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
     header = ["model", "config", "calib", "compiled (HEF)", "tested", "result", "metrics (latest, Δprev, Δbaseline)"]
     rows = []
@@ -228,31 +353,48 @@ def inventory_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
 
 def metrics_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
     header = ["model", "target", "config", "calib", "metric", "value", "previous", "Δ prev", "baseline", "Δ baseline",
-              "backend"]
+              "backend", "machine", "run"]
     rows = []
-    for inv in data.inventory:
-        for m in inv.metrics:
-            r = m.row
-            rows.append([r.model, "/".join(p for p in (r.target, r.variant, r.stage) if p), _cfg(r.config),
-                         _calib(r.calib_size), r.metric, _fmt(r.value),
-                         _fmt(m.previous.value if m.previous else None), _fmt(m.delta_prev, True),
-                         _fmt(m.baseline.value if m.baseline else None), _fmt(m.delta_base, True)
-                         + (" **REGRESSED**" if m.regressed else ""),
-                         f"{r.backend}@{r.backend_version}" if r.backend else "—"])
+    for m in data.lines:
+        r = m.row
+        rows.append([r.model, "/".join(p for p in (r.target, r.variant, r.stage) if p), _cfg(r.config),
+                     _calib(r.calib_size), r.metric, _fmt(r.value),
+                     _fmt(m.previous.value if m.previous else None), _fmt(m.delta_prev, True),
+                     _fmt(m.baseline.value if m.baseline else None), _fmt(m.delta_base, True)
+                     + (" **REGRESSED**" if m.regressed else ""),
+                     f"{r.backend}@{r.backend_version}" if r.backend else "—",
+                     (r.host or "—") + (f" ({r.device})" if r.device else ""), r.run_id])
     return header, rows
 
 
+def runs_table(data: ReportData, *, last: int = 30) -> tuple[list[str], list[list[str]]]:
+    return (["run", "started", "rows", "machines", "git", "accepted"],
+            [[r.run_id, r.started, str(r.rows), ", ".join(getattr(r, "hosts", ())) or "—", r.git_commit[:10],
+              "yes" if r.accepted else ""] for r in list(data.runs)[-last:]][::-1])
+
+
+def _header(data: ReportData) -> str:
+    hosts = sorted({h for r in data.runs for h in getattr(r, "hosts", ()) if h})
+    acc = [r.run_id for r in data.runs if r.accepted]
+    return (f"History `{data.history_path}` ({data.backend}): {len(data.runs)} run(s) from "
+            f"{len(hosts)} machine(s) ({', '.join(hosts) or '—'}); latest run `{data.run_id or 'none'}`; "
+            f"accepted baselines: {', '.join(f'`{a}`' for a in acc[-5:]) or 'none'}.")
+
+
 def render_markdown(data: ReportData, plots: Sequence[Plot] = ()) -> str:
-    """The Markdown report."""
-    lines = ["# hailo-qa report", "",
-             f"History: `{data.history_path}` — {len(data.runs)} run(s); reporting run `{data.run_id or 'none'}`.",
-             ""]
-    accepted = [r.run_id for r in data.runs if r.accepted]
-    lines += [f"Accepted baselines: {', '.join(f'`{a}`' for a in accepted) or 'none'}", "", "## Inventory", ""]
-    lines += _md_table(*inventory_table(data))
-    lines += ["", "## Metrics (latest run)", ""]
+    """The Markdown report: summary, plots, then tables."""
+    lines = ["# hailo-qa report", "", _header(data), "", "## Summary", ""]
+    h, rows = summary_table(data)
+    lines += _md_table(h, rows) if rows else ["No metrics recorded."]
+    if plots:
+        lines += ["", "## Plots", ""]
+        for p in plots:
+            lines += [f"**{p.title}**" + (f" — {p.caption}" if p.caption else ""), "",
+                      f"![{p.title}](plots/{p.path.name})", ""]
+    lines += ["", "## Latest value of every figure", ""]
     h, rows = metrics_table(data)
     lines += _md_table(h, rows) if rows else ["No metrics recorded."]
+    lines += ["", "## Inventory", ""] + _md_table(*inventory_table(data))
     comps = comparison_tables(data)
     lines += ["", "## Precision configs and calibration sizes", ""]
     if not comps:
@@ -270,8 +412,7 @@ def render_markdown(data: ReportData, plots: Sequence[Plot] = ()) -> str:
                   "> 50 %). Figures are float-enrolled where a float model exists.", ""]
         for model, table in vt.items():
             lines += [f"### {model}", ""] + _md_table(*table) + [""]
-    if plots:
-        lines += ["", "## Trends", ""] + [f"![{p.title}](plots/{p.path.name})" for p in plots]
+    lines += ["", f"## Runs (latest {min(30, len(data.runs))} of {len(data.runs)})", ""] + _md_table(*runs_table(data))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -280,58 +421,210 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"
 
 
-def trend_plots(history: History, out_dir: Path, *, progress: ProgressFn | None = None,
-                max_panels: int = 12) -> list[Plot]:
-    """One PNG per (model, target, config): a panel per metric, one line per (variant, stage, calib) series,
-    x = runs in chronological order; accepted baselines are dashed vertical lines. Written to ``out_dir``.
-    """
-    from matplotlib.figure import Figure  # the OO API renders with Agg and never touches pyplot's global state
+@functools.lru_cache(maxsize=65536)
+def _time(s: str):
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(s)
+    except (TypeError, ValueError):
+        return None
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _series_label(r: MetricRow, *, with_metric: bool = True) -> str:
+    parts = [r.model, r.variant, r.target, _cfg(r.config), f"c{r.calib_size}" if r.calib_size is not None else "",
+             r.host]
+    return "/".join(p for p in parts if p) + (f" {r.metric}" if with_metric else "")
+
+
+def _trend_figures(data: ReportData, Figure) -> list[tuple[str, str, object]]:
+    out = []
+    for title, needles in KEY_METRICS:
+        series: dict[tuple, list[tuple]] = defaultdict(list)
+        for r in data.rows:
+            m = r.metric.lower()
+            if any(n in m for n in needles):
+                t = _time(r.time)
+                if t is not None:
+                    series[r.key + (r.host,)].append((t, r.value, r))
+        if not series:
+            continue
+        moving = {k: v for k, v in series.items() if len(v) >= 2 and max(p[1] for p in v) - min(p[1] for p in v)
+                  > 1e-9 * max(1.0, abs(v[0][1]))}
+        constant = [k for k, v in series.items() if k not in moving]
+        shown = sorted(moving, key=lambda k: (-len(moving[k]), str(k)))[:MAX_SERIES]
+        notes = []
+        if constant:
+            notes.append(f"{len(constant)} series never changed (or ran once) and are in the tables, not plotted")
+        if len(moving) > len(shown):
+            notes.append(f"{len(moving) - len(shown)} more series are in the tables")
+        if not shown:
+            continue
+        fig, ax = _figure(Figure)
+        many = max(len(moving[k]) for k in shown) > 60
+        for k in shown:
+            pts = sorted(moving[k], key=lambda p: p[0])
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=None if many else "o", markersize=3,
+                    linewidth=1.2, label=_series_label(pts[-1][2]))
+        import matplotlib.dates as mdates
+
+        loc = mdates.AutoDateLocator(maxticks=8)
+        ax.xaxis.set_major_locator(loc)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+        ax.set_ylabel(title)
+        ax.grid(True, alpha=0.3)
+        _legend(fig, ax)
+        out.append((f"Trend: {title}", "; ".join(notes) or f"{len(shown)} series over time", fig))
+    return out
+
+
+def _figure(Figure):
+    """One plot per figure, 9 × 4.2 in: the axes on the left, the legend in a column on the right (fixed margins,
+    no layout engine: one draw per figure)."""
+    fig = Figure(figsize=(9, 4.2), dpi=100)
+    fig.subplots_adjust(left=0.08, right=0.64, top=0.95, bottom=0.16)
+    return fig, fig.add_subplot()
+
+
+def _legend(fig, ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False,
+                  borderaxespad=0)
+
+
+def _bars(ax, groups: list[str], bars: list[str], values: dict[tuple[str, str], float]) -> None:
+    import numpy as np
+
+    x = np.arange(len(groups))
+    w = 0.8 / max(1, len(bars))
+    for i, b in enumerate(bars):
+        ys = [values.get((g, b), np.nan) for g in groups]
+        ax.bar(x + (i - (len(bars) - 1) / 2) * w, ys, w, label=b)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, fontsize=7, rotation=20 if len(groups) > 4 else 0, ha="right" if len(groups) > 4
+                       else "center")
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _pick_metric(rows: Sequence[MetricRow], want: Callable[[list[MetricRow]], bool]) -> str | None:
+    """The key metric (SNR first) for which ``want`` holds on its rows."""
+    by: dict[str, list[MetricRow]] = defaultdict(list)
+    for r in rows:
+        by[r.metric].append(r)
+    for _, needles in KEY_METRICS:
+        for metric in sorted(by, key=lambda m: (-len(by[m]), m)):
+            if any(n in metric.lower() for n in needles) and want(by[metric]):
+                return metric
+    return None
+
+
+def _config_figure(data: ReportData, Figure):
+    latest = [r for r in data.latest if r.config]
+    metric = _pick_metric(latest, lambda rs: any(len({r.config for r in rs if r.model == m}) >= 2
+                                                 for m in {r.model for r in rs}))
+    if metric is None:
+        return None
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in latest:
+        if r.metric == metric:
+            values[(f"{r.model}" + (f"/{r.variant}" if r.variant else "") + f"\n{_family(r.target)}",
+                    r.config)].append(r.value)
+    groups = sorted({g for g, _ in values if len({c for g2, c in values if g2 == g}) >= 2})
+    cfgs = _configs([r for r in latest if r.metric == metric])
+    fig, ax = _figure(Figure)
+    # several calibration sizes per config: the largest (best-calibrated) value is shown
+    _bars(ax, groups, cfgs, {k: max(v) for k, v in values.items()})
+    ax.set_ylabel(metric)
+    _legend(fig, ax)
+    return (f"INT8 vs INT16: {metric}", "latest value per model and precision config (best calibration size)", fig)
+
+
+def _calib_figure(data: ReportData, Figure):
+    from hailo_qa.quant.evaluation import DEFAULT_KNEE_TOL_DB, knee_size
+    from hailo_qa.store.history import metric_direction
+
+    rows = [r for r in data.latest if r.calib_size is not None]
+    curves: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        curves[(r.model, r.variant, r.target, r.config, r.metric)][r.calib_size] = r.value
+    metric = _pick_metric(rows, lambda rs: any(len(curves[(r.model, r.variant, r.target, r.config, r.metric)]) >= 3
+                                               for r in rs))
+    if metric is None:
+        return None
+    keys = sorted(k for k, v in curves.items() if k[4] == metric and len(v) >= 3)[:MAX_SERIES]
+    fig, ax = _figure(Figure)
+    knees = []
+    for k in keys:
+        sizes = sorted(curves[k])
+        vals = [curves[k][s] for s in sizes]
+        line, = ax.plot(sizes, vals, marker="o", markersize=4, label="/".join(p for p in (k[0], k[1], k[2],
+                                                                                        _cfg(k[3])) if p))
+        sign = -1.0 if metric_direction(metric) == "lower" else 1.0
+        tol = DEFAULT_KNEE_TOL_DB if "snr" in metric.lower() else 0.01 * max(abs(v) for v in vals)
+        knee = knee_size(sizes, [sign * v for v in vals], tol_db=tol)
+        if knee is not None:
+            ax.plot([knee], [curves[k][knee]], marker="*", markersize=14, color=line.get_color(),
+                    markeredgecolor="black")
+            knees.append(f"{k[0]} {_cfg(k[3])}: {knee}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("calibration size (images)")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    _legend(fig, ax)
+    return (f"{metric} against calibration size", "★ marks the knee (smallest size within "
+            + ("0.5 dB" if "snr" in metric.lower() else "1 %") + " of the best): " + ", ".join(knees), fig)
+
+
+def _variant_figure(data: ReportData, Figure):
+    latest = [r for r in data.latest if r.variant]
+    metric = _pick_metric(data.latest, lambda rs: any(len({r.variant for r in rs if r.model == m}) >= 2
+                                                      for m in {r.model for r in rs}))
+    if metric is None:
+        return None
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in data.latest:
+        if r.metric == metric:
+            values[(f"{r.model}\n{r.target}/{_cfg(r.config)}", r.variant or "(none)")].append(r.value)
+    groups = sorted({g for g, _ in values if len({v for g2, v in values if g2 == g}) >= 2})
+    variants = sorted({v for _, v in values})
+    fig, ax = _figure(Figure)
+    _bars(ax, groups, variants, {k: max(v) for k, v in values.items()})
+    ax.set_ylabel(metric)
+    _legend(fig, ax)
+    del latest
+    return (f"Variants side by side: {metric}", "latest value per model variant", fig)
+
+
+def report_plots(data: ReportData, out_dir: Path, *, progress: ProgressFn | None = None) -> list[Plot]:
+    """The report's plots (PNG, written to ``out_dir``): trends per key metric, INT8 vs INT16, metric against
+    calibration size with the knee, variants side by side. Only plots with something to compare are made."""
+    from matplotlib.figure import (
+        Figure,  # the OO API renders with Agg and never touches pyplot's global state
+    )
 
     progress = progress or (lambda m: None)
-    summaries = history.runs()
-    runs = [r.run_id for r in summaries]
-    runs_acc = [r.accepted for r in summaries]
-    index = {r: i for i, r in enumerate(runs)}
-    series: dict[tuple, dict[str, dict[tuple, dict[int, float]]]] = defaultdict(lambda: defaultdict(dict))
-    for r in history.rows():
-        s = series[(r.model, r.target, r.config)][r.metric].setdefault((r.variant, r.stage, r.calib_size), {})
-        s[index[r.run_id]] = r.value  # last value of a run wins
+    figs = _trend_figures(data, Figure)
+    for make in (_config_figure, _calib_figure, _variant_figure):
+        f = make(data, Figure)
+        if f is not None:
+            figs.append(f)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = []
-    for n, ((model, target, cfg), metrics) in enumerate(sorted(series.items()), 1):
-        title = f"{model} / {target} / {_cfg(cfg)}"
-        progress(f"plot {n}/{len(series)}: {title}")
-        names = sorted(metrics)[:max_panels]
-        fig = Figure(figsize=(7, 2.2 * len(names) + 0.6), dpi=90)
-        axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
-        for ax, metric in zip(axes, names):
-            for (variant, stage, calib), pts in sorted(metrics[metric].items(), key=lambda kv: str(kv[0])):
-                xs = sorted(pts)
-                label = "/".join(p for p in (variant, stage, f"calib {calib}" if calib is not None else "") if p)
-                ax.plot(xs, [pts[x] for x in xs], marker="o", label=label or metric)
-            ax.set_ylabel(metric)
-            ax.grid(True, alpha=0.3)
-            if len(metrics[metric]) > 1:
-                ax.legend(fontsize=7)
-        axes[-1].set_xlabel("run (chronological)")
-        used = sorted({x for m in names for pts in metrics[m].values() for x in pts})
-        accepted = [i for i in used if runs_acc[i]]
-        for ax in axes:
-            for i in accepted:  # accepted baselines: dashed vertical lines
-                ax.axvline(i, color="grey", linestyle="--", linewidth=0.8)
-            ax.set_xticks(used)
-            ax.set_xticklabels([runs[i][:15] for i in used] if len(used) <= 8 else [str(i) for i in used],
-                               fontsize=7, rotation=20)
-        fig.suptitle(title)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        png = buf.getvalue()
-        path = out_dir / f"{_slug(model)}__{_slug(target)}__{_slug(_cfg(cfg))}.png"
+    for n, (title, caption, fig) in enumerate(figs, 1):
+        progress(f"plot {n}/{len(figs)}: {title}")
+        png = _png(fig)
+        path = out_dir / f"{n:02d}_{_slug(title)}.png"
         tmp = path.with_suffix(".png.tmp")
         tmp.write_bytes(png)
         tmp.replace(path)
-        plots.append(Plot(title, path, png))
+        plots.append(Plot(title, path, png, caption))
     return plots
 
 
@@ -490,30 +783,52 @@ def variant_tables(data: "ReportData") -> dict[str, tuple[list[str], list[list[s
 
 
 # ---------------------------------------------------------------------------------------------------------- html
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px}
-th{background:#f0f0f0}td.bad{background:#fdd;font-weight:bold}td.ok{background:#dfd}img{max-width:100%}"""
+_CSS = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1600px;padding:0 1em;color:#222}
+h1{margin:.2em 0}h2{margin-top:1.6em;border-bottom:1px solid #ddd}.meta{color:#555}
+table{border-collapse:collapse;margin:.8em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;
+vertical-align:top}th{background:#f0f0f0;position:sticky;top:0}td.bad{background:#fdd;font-weight:bold}
+td.ok{background:#dfd}td.warn{background:#ffe9c2}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,620px),1fr));gap:1.2em}
+figure{margin:0;border:1px solid #e3e3e3;border-radius:6px;padding:.6em;background:#fff}
+figure h3{margin:0 0 .2em;font-size:15px}figure p{margin:0 0 .4em;color:#555;font-size:13px}
+figure img{width:100%;height:auto;display:block}details{margin:.6em 0}summary{cursor:pointer;font-weight:bold}"""
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, tid: str = "") -> str:
     def cls(c: str) -> str:
-        if any(w in c for w in ("REGRESSED", "FAIL", "NOT viable")):
+        if c in ("FAIL", "REGRESSED") or any(w in c for w in ("REGRESSED", "NOT viable")):
             return ' class="bad"'
+        if c == "not tested":
+            return ' class="warn"'
         return ' class="ok"' if c in ("pass", "viable") else ""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td{cls(str(c))}>{html.escape(str(c).replace('**', ''))}</td>" for c in r)
                    + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    idattr = f" id='{tid}'" if tid else ""
+    return f"<table{idattr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_html(data: ReportData, plots: Sequence[Plot] = ()) -> str:
-    """A self-contained HTML page (PNG plots embedded as base64)."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>hailo-qa report</title>"
-             f"<style>{_CSS}</style></head><body><h1>hailo-qa report</h1>",
-             f"<p>History <code>{html.escape(str(data.history_path))}</code>: {len(data.runs)} run(s); reporting run "
-             f"<code>{html.escape(data.run_id or 'none')}</code>.</p>",
-             "<h2>Inventory</h2>", _html_table(*inventory_table(data)), "<h2>Metrics (latest run)</h2>",
-             _html_table(*metrics_table(data)), "<h2>Precision configs and calibration sizes</h2>"]
+    """A self-contained HTML page (PNG plots embedded as base64): summary, plots in a grid, tables."""
+    header = html.escape(_header(data)).replace("`", "")
+    h, rows = summary_table(data)
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>hailo-qa report</title>"
+             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+             f"<style>{_CSS}</style></head><body><h1>hailo-qa report</h1>", f"<p class='meta'>{header}</p>",
+             "<section id='summary'><h2>Summary</h2>",
+             _html_table(h, rows, tid="summary-table") if rows else "<p>No metrics recorded.</p>", "</section>",
+             "<section id='plots'><h2>Plots</h2><div class='plots'>"]
+    for p in plots:
+        b64 = base64.b64encode(p.png).decode("ascii")
+        parts.append(f"<figure><h3>{html.escape(p.title)}</h3><p>{html.escape(p.caption)}</p>"
+                     f"<img alt='{html.escape(p.title)}' src='data:image/png;base64,{b64}'></figure>")
+    if not plots:
+        parts.append("<p>Nothing to plot yet: trends need a figure that changed over two runs or more.</p>")
+    parts.append("</div></section><section id='tables'><h2>Latest value of every figure</h2>")
+    h, rows = metrics_table(data)
+    parts.append(_html_table(h, rows) if rows else "<p>No metrics recorded.</p>")
+    parts += ["<h2>Inventory</h2>", _html_table(*inventory_table(data)),
+              "<h2>Precision configs and calibration sizes</h2>"]
     for model, tables in comparison_tables(data).items():
         if "configs" in tables:
             parts += [f"<h3>{html.escape(model)}: INT8 vs INT16</h3>", _html_table(*tables["configs"])]
@@ -525,16 +840,8 @@ def render_html(data: ReportData, plots: Sequence[Plot] = ()) -> str:
                      "criteria.</p>")
         for model, table in vt.items():
             parts += [f"<h3>{html.escape(model)}</h3>", _html_table(*table)]
-    parts.append("<h2>Trends</h2>")
-    for p in plots:
-        b64 = base64.b64encode(p.png).decode("ascii")
-        parts.append(f"<figure><img alt='{html.escape(p.title)}' src='data:image/png;base64,{b64}'>"
-                     f"<figcaption>{html.escape(p.title)}</figcaption></figure>")
-    parts.append("<h2>Runs</h2>")
-    parts.append(_html_table(["run", "started", "rows", "git", "accepted"],
-                             [[r.run_id, r.started, str(r.rows), r.git_commit[:10], "yes" if r.accepted else ""]
-                              for r in data.runs]))
-    parts.append("</body></html>")
+    parts += [f"<details><summary>Runs (latest {min(30, len(data.runs))} of {len(data.runs)})</summary>",
+              _html_table(*runs_table(data)), "</details></section></body></html>"]
     return "\n".join(parts)
 
 
@@ -543,11 +850,15 @@ def write_report(history: History, out_dir: str | Path, *, manifest=None, run_id
     """Build and write ``report.md``, ``report.html`` and ``plots/*.png`` into ``out_dir``.
 
     Args:
-        history: an open History.
+        history: an open History (read only is enough).
         out_dir: output directory (created).
         manifest: see :func:`build_report`. Defaults to none.
-        run_id: see :func:`build_report`. Defaults to the latest run.
+        run_id: see :func:`build_report`. Defaults to the latest value of every figure.
         progress: where progress lines go. Defaults to stderr; None silences them.
+
+    Raises:
+        InputFileError: ``out_dir`` is a file or cannot be created.
+        HistoryError: ``run_id`` is not in the history.
     """
     say = _progress_to(progress)
     out = Path(out_dir)
@@ -563,9 +874,12 @@ def write_report(history: History, out_dir: str | Path, *, manifest=None, run_id
     except OSError as err:
         raise InputFileError(f"cannot create the report directory '{out}': {err.strerror}",
                              note="expected a writable directory", hint="pass --out DIR elsewhere") from None
-    say(f"reading {history.path}")
+    say(f"reading {history.location}")
     data = build_report(history, manifest=manifest, run_id=run_id)
-    plots = variant_plots(data.variants, out / "plots") + trend_plots(history, out / "plots", progress=say)
+    say(f"{len(data.rows)} rows, {len(data.runs)} runs, {len(data.lines)} figures")
+    for old in (out / "plots").glob("*.png"):  # plots of an earlier report
+        old.unlink()
+    plots = report_plots(data, out / "plots", progress=say) + variant_plots(data.variants, out / "plots")
     md, page = out / "report.md", out / "report.html"
     for path, text in ((md, render_markdown(data, plots)), (page, render_html(data, plots))):
         tmp = path.with_suffix(path.suffix + ".tmp")

@@ -24,11 +24,12 @@ def test_report_writes_markdown_html_and_plots(db, tmp_path, capsys):
     assert main(["report", "--history", str(db), "--out", str(out)]) == 0
     cap = capsys.readouterr()
     assert str(out / "report.md") in cap.out and str(out / "report.html") in cap.out
-    assert "hailo-qa report: plot 1/1: yunet / emulator / int8" in cap.err
+    assert "hailo-qa report: plot 1/1: Trend: SNR" in cap.err
     md = (out / "report.md").read_text()
     assert "| yunet | int8 | 64 |" in md and "snr_db=28 (-2, —)" in md
     assert "data:image/png;base64," in (out / "report.html").read_text()
-    assert (out / "plots" / "yunet__emulator__int8.png").is_file()
+    assert (out / "plots" / "01_Trend_SNR.png").is_file()
+    assert md.index("## Summary") < md.index("## Plots") < md.index("| yunet | int8 | 64 |")
     # the project manifest adds its models as "not tested" rows
     assert "not tested" in md
 
@@ -39,6 +40,8 @@ def test_report_quiet_and_missing_history(tmp_path, db, capsys):
     assert main(["report", "--history", str(tmp_path / "nope.sqlite")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: history") and "Hint:" in err
+    assert main(["report", "--history", str(db), "--run", "r7", "--out", str(tmp_path / "q")]) == 2
+    assert "run 'r7' has no rows" in capsys.readouterr().err
 
 
 def test_baseline_accept_show_and_gate(db, capsys):

@@ -445,3 +445,57 @@ def test_history_writer_killed_at_random_points_keeps_an_intact_database(tmp_pat
     assert counts == sorted(counts) and counts[-1] >= 12
     with H.History(db) as h:
         assert h.count() == 20 * counts[-1]
+
+
+# ------------------------------------------------------------------- done-when: two machines, one server
+MACHINE_TEST = """
+import os
+from hailo_qa.runners.base import BackendInfo
+
+def test_figures(hqa_history):
+    pi = os.environ["HAILO_QA_HOST"] == "pi-5"
+    for model, snr, p95 in (("yunet", 31.5, 4.2), ("mtcnn_onet", 27.0, 1.3)):
+        if pi:
+            be = BackendInfo("hailort", "4.23", "hailo8", hailo=True, details={"device": "0000:01:00.0"})
+            hqa_history.record(model=model, metric="latency_p95_ms", value=p95, target="hailo8", config="int8",
+                               calib_size=64, backend=be)
+        else:
+            be = BackendInfo("ort-emulator", "0.1", "emulator", config="int8")
+            hqa_history.record(model=model, metric="snr_db", value=snr, target="emulator", config="int8",
+                               calib_size=64, backend=be)
+"""
+
+
+def test_build_host_and_pi_write_one_server_and_the_report_shows_both(pg_url, tmp_path):
+    """Done-when of the issue: two pytest sessions presenting as a build host and a Pi write to one PostgreSQL
+    history at the same time; ``hailo-qa report --history postgresql://...`` shows their rows side by side,
+    summary first."""
+    (tmp_path / "test_machine.py").write_text(MACHINE_TEST)
+    repo = str(Path(__file__).parents[2])
+    procs = []
+    for host in ("build-host", "pi-5"):
+        env = {**os.environ, "HAILO_QA_HOST": host, "PYTHONPATH": repo, "HAILORT_LOGGER_PATH": "NONE"}
+        env.pop("PYTEST_XDIST_WORKER", None)
+        env.pop("PYTEST_XDIST_TESTRUNUID", None)
+        procs.append(subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                                       "no:xdist", "--hqa-history", pg_url, "test_machine.py"], cwd=tmp_path,
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "hailo_qa", "report", "--history", pg_url, "--out", str(out),
+                        "--quiet"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": repo},
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    assert md.index("## Summary") < md.index("## Latest value of every figure")
+    assert "(postgresql): 2 run(s) from 2 machine(s) (build-host, pi-5)" in md
+    summary = md[md.index("## Summary"):md.index("\n## ", md.index("## Summary") + 5)]
+    (yunet,) = [ln for ln in summary.splitlines() if ln.startswith("| yunet |")]
+    assert "| pass |" in yunet
+    assert "build-host: ort-emulator@0.1 (emulator)" in yunet and "pi-5: hailort@4.23 (hailo8 0000:01:00.0)" in yunet
+    rows = [ln for ln in md.splitlines() if ln.startswith("| yunet | ")]
+    assert any("| emulator | int8 | 64 | snr_db | 31.5 |" in ln and "| build-host |" in ln for ln in rows)
+    assert any("| hailo8 | int8 | 64 | latency_p95_ms | 4.2 |" in ln and "| pi-5 (0000:01:00.0) |" in ln
+               for ln in rows)
+    assert "yunet: INT8 vs INT16" not in md and (out / "report.html").read_text().count("<figure>") == 0

@@ -17,7 +17,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def add(h, run, model, metric, value, *, target="emulator", config="int8", calib=64, nodeid=""):
     h.record(H.make_row(run_id=run, model=model, metric=metric, value=value, target=target, config=config,
-                        calib_size=calib, git="deadbeef", toolchain={"onnxruntime": "x"}, nodeid=nodeid))
+                        calib_size=calib, git="deadbeef", toolchain={"onnxruntime": "x"}, nodeid=nodeid,
+                        host="build-host"))
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_inventory_rows_deltas_and_results(hist):
 def test_manifest_adds_untested_combinations_and_hef_presence(hist, tmp_path):
     hef = tmp_path / "m.hef"
     hef.write_bytes(b"hef")
-    spec = lambda name, hef_path: SimpleNamespace(  # noqa: E731 (a duck-typed ModelSpec)
+    spec = lambda name, hef_path: SimpleNamespace(
         name=name, hef=hef_path, quantization=SimpleNamespace(configs=("int8", "int16")),
         calibration=SimpleNamespace(sizes=(64, 256)))
     data = R.build_report(hist, manifest=[spec("yunet", None), spec("mtcnn", hef), spec("new", None)])
@@ -71,24 +72,48 @@ def test_manifest_adds_untested_combinations_and_hef_presence(hist, tmp_path):
     assert inv(data, "yunet", "int8", 64).compiled == "no"
 
 
-def test_markdown_tables(hist):
-    md = R.render_markdown(R.build_report(hist))
+def test_markdown_opens_on_the_summary_then_plots_then_tables(hist, tmp_path):
+    data = R.build_report(hist)
+    plots = R.report_plots(data, tmp_path / "plots")
+    md = R.render_markdown(data, plots)
+    heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert heads[:3] == ["## Summary", "## Plots", "## Latest value of every figure"]
     lines = md.splitlines()
+    summary = lines[lines.index("## Summary"):lines.index("## Plots")]
+    (y,) = [ln for ln in summary if ln.startswith("| yunet |")]
+    assert "| FAIL |" in y and "snr_db emulator/int8/calib 64: baseline 30 → 25" in y  # int16 test failed
+    (m,) = [ln for ln in summary if ln.startswith("| mtcnn |")]
+    assert "| pass |" in m and "latency_ms hailo8/int8/calib 64: 5 → 4" in m and "build-host: ? (hailo8)" in m
     inv_rows = [ln for ln in lines if ln.startswith("| yunet | int8 | 64 |")]
     assert len(inv_rows) == 1 and "REGRESSED" in inv_rows[0] and "snr_db=25 (-6, -5)" in inv_rows[0]
     assert any(ln.startswith("| yunet | int16 | 64 | ? | yes | FAIL |") for ln in lines)
     metric_rows = [ln for ln in lines if ln.startswith("| yunet | emulator | int8 | 64 | snr_db |")]
-    assert metric_rows == ["| yunet | emulator | int8 | 64 | snr_db | 25 | 31 | -6 | 30 | -5 **REGRESSED** | — |"]
+    assert metric_rows == ["| yunet | emulator | int8 | 64 | snr_db | 25 | 31 | -6 | 30 | -5 **REGRESSED** | — | build-host | r3 |"]
     assert "### yunet: INT8 vs INT16" in md and "| emulator snr_db | 64 | 25 | 35 |" in md
     assert "### yunet: calibration size" in md and "| emulator snr_db | int8 | 23 | 25 |" in md
     assert "`r1`" in md  # accepted baseline listed
 
 
+def test_partial_run_keeps_the_other_models_latest_figures(hist):
+    """After a run that touched only one model, the others still show their last numbers, not "not tested"."""
+    add(hist, "r4", "yunet", "snr_db", 30.5, nodeid="t::yunet8")
+    data = R.build_report(hist)
+    assert data.run_id == "r4"
+    m = inv(data, "mtcnn", "int8", 64)
+    assert m.tested and m.result == "pass" and m.metrics[0].row.run_id == "r3"
+    y8 = [x for x in inv(data, "yunet", "int8", 64).metrics if x.row.metric == "snr_db"][0]
+    assert (y8.row.value, y8.previous.value, y8.regressed) == (30.5, 25.0, False)
+    assert R.build_report(hist, run_id="r2").inventory  # an older run on its own
+    with pytest.raises(H.HistoryError, match="run 'r9' has no rows"):
+        R.build_report(hist, run_id="r9")
+
+
 def test_write_report_embeds_plots(hist, tmp_path):
     err = io.StringIO()
     files = R.write_report(hist, tmp_path / "out", progress=err)
-    # one plot per (model, target, config): yunet/emulator/int8, yunet/emulator/int16, mtcnn/hailo8/int8
-    assert len(files.plots) == 3
+    # trends: SNR, cosine (latency_ms is no P95); INT8 vs INT16; no calibration knee (2 sizes) or variants
+    titles = [ln.split(": ", 2)[2] for ln in err.getvalue().splitlines() if ": plot " in ln]
+    assert titles == ["Trend: SNR", "Trend: cosine", "INT8 vs INT16: snr_db"]
     for p in files.plots:
         assert p.read_bytes().startswith(PNG) and p.stat().st_size > 5000
     page = files.html.read_text()
@@ -96,18 +121,43 @@ def test_write_report_embeds_plots(hist, tmp_path):
     assert len(imgs) == 3 and all(base64.b64decode(i).startswith(PNG) for i in imgs)
     assert "<td class=\"bad\">REGRESSED</td>" in page and "INT8 vs INT16" in page
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.index("id='summary'") < page.index("id='plots'") < page.index("id='tables'")
+    assert page.index("<h3>Trend: SNR</h3>") < page.index("<img")  # captions above their plot
     md = files.markdown.read_text()
-    assert "![yunet / emulator / int8](plots/yunet__emulator__int8.png)" in md
-    progress = err.getvalue().splitlines()
-    assert [ln for ln in progress if "plot " in ln] == [
-        f"hailo-qa report: plot {i}/3: {t}" for i, t in
-        enumerate(["mtcnn / hailo8 / int8", "yunet / emulator / int16", "yunet / emulator / int8"], 1)]
+    assert "![Trend: SNR](plots/01_Trend_SNR.png)" in md
+
+
+def test_constant_figures_are_not_plotted_as_trends(tmp_path):
+    with H.History(tmp_path / "h.sqlite") as h:
+        for k in range(5):
+            add(h, f"r{k}", "m", "snr_db", 30.0)  # never changes
+            add(h, f"r{k}", "m", "node_count", 10.0)
+        data = R.build_report(h)
+    assert R.report_plots(data, tmp_path / "p") == []
+    assert "| m | — | recorded | no change |" in R.render_markdown(data)
 
 
 def test_empty_history_renders(tmp_path):
     with H.History(tmp_path / "h.sqlite") as h:
         files = R.write_report(h, tmp_path / "out", progress=None)
     assert files.plots == () and "No metrics recorded." in Path(files.markdown).read_text()
+
+
+def test_thousand_runs_plot_on_a_time_axis_with_knee_and_variants(tmp_path):
+    from tests.store import synth
+
+    with H.History(tmp_path / "h.sqlite") as h:
+        synth.fill(h, 120)
+        err = io.StringIO()
+        files = R.write_report(h, tmp_path / "out", progress=err)
+    titles = [ln.split(": ", 2)[2] for ln in err.getvalue().splitlines() if ": plot " in ln]
+    assert titles == ["Trend: SNR", "Trend: cosine", "Trend: TAR", "Trend: latency P95", "INT8 vs INT16: snr_db",
+                      "snr_db against calibration size", "Variants side by side: tar_at_far1e-3"]
+    md = files.markdown.read_text()
+    assert "★ marks the knee" in md and "yunet int8: " in md
+    assert "node_count" not in "".join(t for t in titles)
+    summary = md[md.index("## Summary"):md.index("## Plots")]
+    assert "build-host: ort-emulator@0.1 (emulator)" in summary and "pi-5: hailort@4.23 (hailo8 0000:01:00.0)" in summary
 
 
 # -- embedder variants (issue 11 item 5) ---------------------------------------------------------------------------
