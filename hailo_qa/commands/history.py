@@ -30,7 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _copy(src: str, dst: str, runs) -> None:
-    from hailo_qa.store.history import History, HistoryError, copy_history, display, is_url
+    from hailo_qa.store.history import (
+        History,
+        HistoryError,
+        copy_history,
+        display,
+        is_url,
+    )
 
     if not is_url(src):
         from pathlib import Path

@@ -164,7 +164,7 @@ class MetricRow:
         return {c: d[c] for c in _COLUMNS}
 
     @classmethod
-    def _from_sql(cls, r) -> "MetricRow":
+    def _from_sql(cls, r) -> MetricRow:
         d = dict(r._mapping)
         d["toolchain"] = _json(d["toolchain"])
         d["extra"] = _json(d["extra"])
@@ -501,7 +501,7 @@ class History:
             self._spill.close()
             self._spill = None
 
-    def __enter__(self) -> "History":
+    def __enter__(self) -> History:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -597,7 +597,7 @@ class History:
             from sqlalchemy.dialects.sqlite import insert
         return insert(table).on_conflict_do_nothing(index_elements=keys)
 
-    def _spill_history(self) -> "History | None":
+    def _spill_history(self) -> History | None:
         if self._spill_target is None or self._spill_target is False:
             return None
         if self._spill is None:
@@ -611,7 +611,7 @@ class History:
             self._spill = History(path, spill=None, timeout_s=self.timeout_s)
         return self._spill
 
-    def _write(self, fn, *, spill: Callable[["History"], Any] | None = None) -> Any:
+    def _write(self, fn, *, spill: Callable[[History], Any] | None = None) -> Any:
         """One write transaction; when it cannot be made in time the rows go to the spill file (if ``spill``)."""
         if self.readonly:
             raise HistoryError(f"history '{self.location}' was opened read-only", note="expected a writable History",
@@ -643,8 +643,8 @@ class History:
         """Append one row; returns its id (None when a row with the same ``uid`` is already stored)."""
         p = row._params()
         return self._write(lambda c: (c.execute(self._insert(METRICS, ["uid"]).values(**p).returning(METRICS.c.id))
-                                      .scalar()), spill=lambda sp: sp.record(MetricRow(**{**asdict(row), **{
-                                          "uid": p["uid"], "time": p["time"]}})))
+                                      .scalar()), spill=lambda sp: sp.record(MetricRow(**{**asdict(row),
+                                          "uid": p["uid"], "time": p["time"]})))
 
     def record_many(self, rows: Iterable[MetricRow]) -> int:
         """Append rows in one transaction; returns how many were given (rows already stored are kept once)."""

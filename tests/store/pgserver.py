@@ -57,7 +57,7 @@ class PgServer:
             raise RuntimeError(f"{args[0]} failed ({r.returncode}): {r.stderr.strip()}\n{log[-2000:]}")
         return r
 
-    def start(self) -> "PgServer":
+    def start(self) -> PgServer:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60", "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60", "start")
