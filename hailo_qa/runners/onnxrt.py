@@ -18,7 +18,7 @@ _ORT_TYPES = {
 
 
 def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: int | None = None,
-                      optimize: bool = True):
+                      optimize: bool = True, config: Mapping[str, str] | None = None):
     """An ``onnxruntime.InferenceSession`` on the CPU.
 
     Args:
@@ -27,6 +27,7 @@ def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: i
         optimize: ORT graph optimizations. Off for equivalence proofs: ORT's optimizer picks fusions and
             shape-specialised kernels per graph, so two graphs computing the same function can differ in the last
             bit. Defaults to True.
+        config: ORT session config entries (``SessionOptions.add_session_config_entry``). Defaults to none.
     """
     import onnxruntime as ort
 
@@ -40,6 +41,8 @@ def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: i
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         so.intra_op_num_threads = threads
+    for key, value in (config or {}).items():
+        so.add_session_config_entry(key, value)
     return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
 
 
@@ -61,22 +64,25 @@ class OnnxrtRunner(BaseRunner):
         layouts: layout per tensor name (``NCHW``/``NHWC``) for metadata. Defaults to none.
         threads: ORT intra-op threads. Defaults to ORT's choice.
         optimize: ORT graph optimizations (see :func:`session_from_onnx`). Defaults to True.
+        config: ORT session config entries (see :func:`session_from_onnx`). Defaults to none.
     """
 
     def __init__(self, model, *, name: str | None = None, layouts: Mapping[str, str] | None = None,
-                 threads: int | None = None, optimize: bool = True) -> None:
+                 threads: int | None = None, optimize: bool = True, config: Mapping[str, str] | None = None) -> None:
         super().__init__(name or "onnxrt")
         self.model = model
         self.layouts = dict(layouts or {})
         self.threads = threads
         self.optimize = optimize
+        self.config = dict(config or {})
         self.session = None
         from hailo_qa.toolchain import onnxruntime_version
 
         self.backend = BackendInfo("onnxruntime", onnxruntime_version(), "float", hailo=False)
 
     def _activate(self) -> None:
-        self.session = session_from_onnx(self.model, threads=self.threads, optimize=self.optimize)
+        self.session = session_from_onnx(self.model, threads=self.threads, optimize=self.optimize,
+                                         config=self.config)
 
     def _deactivate(self) -> None:
         self.session = None
@@ -89,7 +95,8 @@ class OnnxrtRunner(BaseRunner):
 
     def _sess(self):
         if self.session is None:
-            self.session = session_from_onnx(self.model, threads=self.threads, optimize=self.optimize)
+            self.session = session_from_onnx(self.model, threads=self.threads, optimize=self.optimize,
+                                         config=self.config)
         return self.session
 
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -115,3 +115,87 @@ def test_bad_inputs_are_qa_errors(tiny, tmp_path):
         OrtQuantConfig("int16_selective")
     with pytest.raises(InputDataError, match="int4"):
         OrtQuantConfig("int4")
+
+
+# ---- the emulator computes the QDQ model, on any CPU --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A 1×1 Conv over 64 channels with positive weights: uint8 activations near 255 times int8 weights near 127.
+
+    Two such products already exceed int16 (2·255·127 = 64770 > 32767); a CPU kernel that sums pairs of u8·s8
+    products in int16 with saturation (x86 AVX2 without VNNI, ``vpmaddubsw``) clips them. The QDQ model does not.
+    """
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.uniform(0.5, 1.0, (8, 64, 1, 1)).astype(np.float32), "w")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
+        "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 4, 4])], [w])
+    path = tmp_path_factory.mktemp("wide") / "stage1.onnx"
+    # opset 21: ONNX's reference evaluator implements DequantizeLinear from opset 19
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), path)
+    return path
+
+
+def _wide_calib(n=4):
+    rng = np.random.default_rng(0)
+    return ArrayCalib([rng.uniform(0.9, 1.0, (1, 64, 4, 4)) for _ in range(n)])  # range [0, 1]: u8 ≈ 230-255
+
+
+def test_int8_computes_the_qdq_model_exactly_on_any_cpu(wide, tmp_path):
+    """The emulator's output is what the QDQ model means (ONNX's reference evaluator), to one output step.
+
+    ORT's CPU kernels fused from QDQ (QLinearConv, ...) are fast but CPU-dependent; on an AVX2 host without VNNI
+    they saturate u8×s8 sums and this model loses ~all precision (regression: INT8 SNR of the registered models
+    fell by 6-15 dB on such a host).
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    r = OrtEmulatorRunner(wide, _wide_calib(), OrtQuantConfig("int8"), tmp_path, input_name="x")
+    x = {"x": np.random.default_rng(9).uniform(0.9, 1.0, (1, 64, 4, 4)).astype(np.float32)}  # near the top: u8≈255
+    qmodel = onnx.load(str(r.prepare()))
+    want = ReferenceEvaluator(qmodel).run(None, x)[0]
+    with r:
+        got = r.infer(x)["y"]
+    step = float(numpy_helper.to_array(next(i for i in qmodel.graph.initializer if i.name == "y_scale")))
+    assert np.abs(got - want).max() <= step * 1.01, "the emulator does not compute its own QDQ model"
+    with OnnxrtRunner(wide) as f:
+        assert snr_db(f.infer(x)["y"], got) > 35  # and the QDQ model is a close approximation of the float one
+
+
+def _qdq_params(model: onnx.ModelProto) -> dict[str, tuple[np.dtype, tuple[int, ...], int | None, bool]]:
+    """``quantized tensor → (zero-point dtype, scale shape, axis, all zero points 0)`` of each DequantizeLinear."""
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    out = {}
+    for n in model.graph.node:
+        if n.op_type != "DequantizeLinear":
+            continue
+        zp = inits[n.input[2]]
+        axis = next((a.i for a in n.attribute if a.name == "axis"), None)
+        out[n.input[0]] = (zp.dtype, inits[n.input[1]].shape, axis, bool((zp == 0).all()))
+    return out
+
+
+def test_quantized_model_has_the_documented_scheme(tiny, tmp_path):
+    """Unsigned asymmetric per-tensor 8-bit activations, signed symmetric per-channel 8-bit weights, 16-bit overrides
+    — a property of the QDQ model, so a changed ONNX Runtime default cannot pass unnoticed."""
+    cal = _calib()
+    q8 = _qdq_params(onnx.load(str(OrtEmulatorRunner(tiny, cal, OrtQuantConfig("int8"), tmp_path).prepare())))
+    weights = {k: v for k, v in q8.items() if k.startswith(("w1", "w2"))}
+    acts = {k: v for k, v in q8.items() if k not in weights}
+    assert len(weights) == 2 and acts
+    for dtype, shape, axis, zero in weights.values():
+        assert dtype == np.int8 and zero and axis == 0 and len(shape) == 1 and shape[0] in (8, 4)
+    for dtype, shape, _axis, _zero in acts.values():
+        assert dtype == np.uint8 and shape == ()
+    assert not all(zero for *_, zero in acts.values())  # asymmetric: the input's zero point is not 0 or 128 forced
+    per_t = _qdq_params(onnx.load(str(OrtEmulatorRunner(
+        tiny, cal, OrtQuantConfig("int8", weight_granularity="per_tensor"), tmp_path).prepare())))
+    assert all(shape == () for k, (_, shape, _, _) in per_t.items() if k.startswith(("w1", "w2")))
+    sel = _qdq_params(onnx.load(str(OrtEmulatorRunner(
+        tiny, cal, OrtQuantConfig("int16_selective", int16_layers=("conv2",)), tmp_path).prepare())))
+    assert sel[next(k for k in sel if k.startswith("w2"))][0] == np.int16
+    assert sel[next(k for k in sel if k.startswith("w1"))][0] == np.int8
+    assert {v[0] for k, v in sel.items() if k.startswith("y")} == {np.dtype(np.uint16)}
+    q16 = _qdq_params(onnx.load(str(OrtEmulatorRunner(tiny, cal, OrtQuantConfig("int16"), tmp_path).prepare())))
+    assert {v[0] for v in q16.values()} == {np.dtype(np.uint16), np.dtype(np.int16)}
