@@ -58,13 +58,23 @@ def _safe_streams() -> None:
                 pass
 
 
+def command_names() -> list[str]:
+    """The subcommands (``hailo_qa/commands/<name>.py``), found without importing any of them."""
+    return sorted(i.name.replace("_", "-") for i in pkgutil.iter_modules(_commands.__path__)
+                  if not i.name.startswith("_"))
+
+
+def command_module(name: str):
+    return importlib.import_module(f"hailo_qa.commands.{name.replace('-', '_')}")
+
+
 def command_modules() -> dict[str, object]:
-    mods = {}
-    for info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        mods[info.name.replace("_", "-")] = importlib.import_module(f"hailo_qa.commands.{info.name}")
-    return mods
+    return {name: command_module(name) for name in command_names()}
+
+
+def _chosen(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 class Parser(argparse.ArgumentParser):
@@ -76,7 +86,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {what}{note}\nHint: see '{self.prog} --help'\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser. Only the subcommand named in ``argv`` gets its options (and imports what they need);
+    the others are listed with their one-line help, so ``hailo-qa --help`` and ``hailo-qa lint`` start at once.
+
+    Args:
+        argv: the arguments about to be parsed. Defaults to building every subcommand's options.
+    """
     from hailo_qa import __version__
 
     parser = Parser(
@@ -85,17 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hailo-qa {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, mod in command_modules().items():
+    chosen = _chosen(argv) if argv is not None else None
+    for name in command_names():
+        mod = command_module(name)  # a command module's top level is its HELP line and option builders: cheap
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
-        mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        if argv is None or name == chosen:
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``hailo-qa`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code (see the module doc)."""
     _safe_streams()
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)  # a usage error prints its message and exits 2 (SystemExit), --help exits 0
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import onnx
+import onnx.numpy_helper
 
 from hailo_qa.errors import GraphError
 from hailo_qa.graph.index import GraphIndex
@@ -131,7 +132,18 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
     dynamic_raw = tuple(n for n, d in before.items() if any(not (isinstance(x, int) and x > 0) for x in d))
     shape_nodes = tuple(shape_computation_nodes(model))
     notes = []
-    if simplify:
+    plain = _nothing_to_fold(model, shape_nodes) if simplify else None
+    if plain is not None:  # onnxslim would only turn Constant nodes into initializers: do that, skip its import
+        out = plain
+        for i in out.graph.input:
+            if i.name in static:
+                for d, v in zip(i.type.tensor_type.shape.dim, static[i.name]):
+                    d.Clear()
+                    d.dim_value = v
+        simplifier = "none needed (no shape subgraph, no foldable constants, no op onnxslim rewrites)"
+        notes.append(f"{len(shape_nodes)} shape-computation nodes in the original graph; "
+                     f"{len(model.graph.node)} → {len(out.graph.node)} nodes after folding")
+    elif simplify:
         import onnxslim
         from onnxslim.core.pattern.registry import DEFAULT_FUSION_PATTERNS
 
@@ -160,3 +172,74 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
     pinned = {n: (before[n], static[n]) for n in static if tuple(before[n]) != tuple(static[n])}
     return Prepared(out, pinned, shape_nodes, dynamic_raw, len(model.graph.node), len(out.graph.node), simplifier,
                     tuple(notes))
+
+
+PLAIN_OPS = frozenset({
+    "Conv", "ConvTranspose", "Relu", "PRelu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu",
+    "Selu", "Softplus", "Clip", "Add", "Sub", "Mul", "Div", "MatMul", "Gemm", "MaxPool", "AveragePool",
+    "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Softmax", "LogSoftmax", "Flatten", "Round", "Floor",
+    "Ceil", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", "Constant",
+})
+"""Ops onnxslim has nothing to fold or eliminate in when their inputs are activations (a graph of only these, with
+no all-constant node and no shape subgraph, comes out of onnxslim with its Constant nodes turned into initializers
+and nothing else changed — tests/graph/test_prepare.py holds this against onnxslim on the registered and unseen
+models). Transpose, Reshape, Concat, Identity, Pad, Slice, ... are left out on purpose: onnxslim merges or drops
+them."""
+
+
+def _nothing_to_fold(model: onnx.ModelProto, shape_nodes: Sequence[str]) -> onnx.ModelProto | None:
+    """The model with its Constant nodes as initializers (equal ones merged) when that is all onnxslim would do,
+    else None.
+
+    Spares ``hailo-qa lint``/``split`` of a small plain model the import of onnxslim (and of ONNX Runtime, which
+    onnxslim's constant folding loads): most of their start-up time.
+    """
+    if shape_nodes or any(n.op_type not in PLAIN_OPS or n.domain not in ("", "ai.onnx") for n in model.graph.node):
+        return None
+    consts = {i.name for i in model.graph.initializer}
+    used = {t for n in model.graph.node for t in n.input} | {o.name for o in model.graph.output}
+    seen_nodes: set[tuple] = set()
+    for n in model.graph.node:
+        if any(o and o not in used for o in n.output):
+            return None  # a dead output: onnxslim would prune
+        if n.op_type == "Constant":
+            if len(n.attribute) != 1 or n.attribute[0].name != "value" or n.attribute[0].t.data_location:
+                return None
+            consts.update(n.output)
+            continue
+        if all((not i) or i in consts for i in n.input):
+            return None  # an all-constant node: onnxslim would fold it
+        sig = (n.op_type, tuple(n.input), tuple(a.SerializeToString() for a in n.attribute))
+        if sig in seen_nodes:
+            return None  # a repeated node: onnxslim would merge
+        seen_nodes.add(sig)
+
+    def key(t: onnx.TensorProto) -> tuple:
+        return (t.data_type, tuple(t.dims), onnx.numpy_helper.to_array(t).tobytes())
+
+    if len({key(i) for i in model.graph.initializer}) != len(model.graph.initializer):
+        return None  # equal initializers: onnxslim would merge them
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    first: dict[tuple, str] = {}
+    rename: dict[str, str] = {}
+    for n in out.graph.node:
+        if n.op_type == "Constant":
+            t = onnx.TensorProto()
+            t.CopyFrom(n.attribute[0].t)
+            k = key(t)
+            if k in first:
+                rename[n.output[0]] = first[k]
+                continue
+            first[k] = t.name = n.output[0]
+            out.graph.initializer.append(t)
+    if set(first) & {key(i) for i in model.graph.initializer} or set(rename) & {o.name for o in out.graph.output}:
+        return None
+    kept = [n for n in out.graph.node if n.op_type != "Constant"]
+    for n in kept:
+        for k, i in enumerate(n.input):
+            if i in rename:
+                n.input[k] = rename[i]
+    del out.graph.node[:]
+    out.graph.node.extend(kept)
+    return out

@@ -1,0 +1,105 @@
+"""The command line starts at once: ``--help``, ``lint`` and ``inspect`` import only what they need (issue #13).
+
+Structural, not wall-clock: each command runs in a fresh interpreter and reports which heavy modules ended up in
+``sys.modules``. The time ratio itself is a benchmark (``benchmarks/test_bench_cli.py``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from onnx import TensorProto, helper
+
+from hailo_qa.config import REPO_ROOT, SHARED_DIR
+
+HEAVY = ("onnxruntime", "onnxslim", "matplotlib", "pytest", "_pytest", "cv2", "PIL", "hypothesis", "scipy", "sympy",
+         "hailo_platform", "hailo_sdk_client")
+"""Modules none of ``--help``, ``lint`` (of a plain model) and ``inspect`` needs."""
+
+PROBE = """
+import json, runpy, sys
+sys.argv = ["hailo-qa", *json.loads(sys.argv[1])]
+code = 0
+try:
+    runpy.run_module("hailo_qa", run_name="__main__")
+except SystemExit as e:
+    code = e.code
+print("\\n@@" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def loaded_by(*argv: str) -> tuple[int, set[str]]:
+    """(exit code, top-level modules imported) of ``hailo-qa ARGV`` in a fresh interpreter."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(argv))], capture_output=True, text=True,
+                         env=env, cwd=REPO_ROOT, timeout=120)
+    report = json.loads(out.stdout.rpartition("\n@@")[2])
+    return report["code"], {m.split(".")[0] for m in report["modules"]}
+
+
+def heavy(mods: set[str]) -> list[str]:
+    return sorted(set(HEAVY) & mods)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> Path:
+    """A small plain model (Conv-Relu-Conv) with a Constant node: nothing onnxslim would do but hoist it."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    g = helper.make_graph(
+        [helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(np.full((1, 4, 1, 1), 2, np.float32))),
+         helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Mul", ["r", "k"], ["y"])],
+        "plain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    path = tmp_path_factory.mktemp("plain") / "plain.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return path
+
+
+def test_help_imports_nothing_heavy():
+    code, mods = loaded_by("--help")
+    assert code == 0 and heavy(mods) == [] and "onnx" not in mods and "numpy" not in mods
+
+
+def test_lint_of_a_plain_model_imports_only_onnx(plain):
+    code, mods = loaded_by("lint", str(plain), "--no-dfc")
+    assert code == 0 and "onnx" in mods and heavy(mods) == []
+
+
+def test_lint_of_the_registered_fsq_model_skips_the_simplifier():
+    code, mods = loaded_by("lint", str(REPO_ROOT / "fixtures/models/fsq_behaviour_classifier.onnx"), "--no-dfc")
+    assert code == 0 and heavy(mods) == []
+
+
+def test_inspect_imports_nothing_heavy():
+    hefs = sorted((SHARED_DIR / "hef").glob("*hailo8_*.hef"))
+    if not hefs:
+        pytest.skip(f"no HEF in {SHARED_DIR / 'hef'}")
+    code, mods = loaded_by("inspect", str(hefs[0]))
+    assert code == 0 and heavy(mods) == [] and "onnx" not in mods
+
+
+def test_a_model_that_needs_folding_still_gets_the_simplifier():
+    """The probe can fail: DEIMv2's shape subgraphs need onnxslim, and lint says so by importing it."""
+    code, mods = loaded_by("lint", str(REPO_ROOT / "fixtures/models/deimv2_hgnetv2_atto_coco.onnx"), "--no-dfc",
+                           "--limit", "1")
+    assert code == 0 and "onnxslim" in heavy(mods)
+
+
+def test_subcommand_help_still_lists_every_option():
+    from hailo_qa.cli import build_parser, command_names
+
+    parser = build_parser(["lint", "x.onnx"])
+    names = command_names()
+    assert {"lint", "split", "emulate", "inspect"} <= set(names)
+    args = parser.parse_args(["lint", "m.onnx", "--json", "--batch", "2"])
+    assert args.json and args.batch == 2 and callable(args._run)
+    full = build_parser()  # no argv: every subcommand with its options (for documentation tools)
+    assert full.parse_args(["split", "m.onnx", "--out", "d"]).out == "d"
