@@ -115,7 +115,9 @@ class InGraphRanges:
 
     def __init__(self, model_path: str | Path, op_types: Sequence[str] | None, *, method: str = "minmax",
                  percentile: float = 99.999, batch: int = DEFAULT_BATCH, providers: Sequence[str] | None = None):
-        model = onnx.load(str(model_path))
+        from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+        model = load_model_with_shape_infer(Path(model_path))  # what ORT's calibrators load
         self.tensors = tensors_to_calibrate(model, op_types)
         self.method, self.percentile, self.batch = method, percentile, max(1, int(batch))
         self.providers = list(providers or ["CPUExecutionProvider"])
