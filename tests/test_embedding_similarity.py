@@ -44,8 +44,9 @@ class FaceSet:
 def face_set(hqa_model) -> FaceSet:
     spec = hqa_model
     if spec.file is None:
-        pytest.skip(f"{spec.name}: HEF-only entry (no ONNX 'file'): no float reference embedding to compare with; "
-                    f"register the source ONNX to test it here")
+        pytest.skip(f"{spec.name}: HEF-only entry (no ONNX 'file'): no float reference embedding to compare with "
+                    f"here; tests/test_face_recognition.py runs it enrolled against itself (same/different identity, "
+                    f"pre-norm, distance, sessions)")
     dev = spec.device_inputs
     if len(dev) != 1 or not spec.samples:
         pytest.fail(f"{spec.name}: embedding tests need one image input and face samples (got {len(dev)} device "
