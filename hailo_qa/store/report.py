@@ -757,10 +757,13 @@ def variant_plots(comparison: dict[str, tuple[VariantRow, ...]], out_dir: Path) 
             px = [c[0] for c in v.curve]
             ax_s.plot(px, [c[1] for c in v.curve], marker="o", label=v.variant)
             ax_n.plot(px, [c[2] for c in v.curve], marker="o", label=v.variant)
+        sizes = sorted({c[0] for v in drawn for c in v.curve})
         for ax, label in ((ax_s, "similarity to the reference"), (ax_n, "pre-norm")):
             ax.set_xlabel("face width (px)")
             ax.set_ylabel(label)
             ax.set_xscale("log")
+            ax.set_xticks(sizes, [str(p) for p in sizes])
+            ax.minorticks_off()
             ax.grid(True, alpha=0.3)
         ax_s.axhline(0.30, color="grey", linestyle="--", linewidth=0.8)
         ax_n.legend(fontsize=7)
