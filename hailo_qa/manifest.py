@@ -46,7 +46,8 @@ THRESHOLD_KEYS: dict[str, frozenset[str]] = {
     # embedding.<target>: target = float | emulator.<config> | hailo8
     "embedding": frozenset({"min_cosine", "min_p5_cosine", "min_margin", "match_threshold", "min_match_rate",
                             "min_nn_agreement", "min_pre_norm_ratio", "max_pre_norm_ratio"}),
-    "deploy": frozenset({"min_accuracy", "max_ece", "min_coverage", "conformal_alpha"}),
+    # deploy[.<target>]: the classifier checklist on float | split | emulator | hailo8 (latency/HEF: hailo8 section)
+    "deploy": frozenset({"min_accuracy", "max_ece", "min_coverage"}),
     # recognition.<target>: faces the way a recognition team measures them (gallery/probe photos, hailo_qa.evaluate.
     # recognition); target = float | emulator.<config> | hailo8, or the variant id
     "recognition": frozenset({"match_threshold", "min_tar", "max_far", "far_target", "min_tar_at_far", "min_rank1",
@@ -184,6 +185,36 @@ class VariantSpec:
 
 
 @dataclass(frozen=True)
+class DeploySpec:
+    """The deployment checklist's labelled evaluation data (``[models.<name>.deploy]``, classifiers).
+
+    ``data`` is an ``.npz`` holding inputs ``x_key`` [N, ...] and integer labels ``y_key`` [N]. A seeded
+    ``calibration_fraction`` of it fits the temperature and the conformal threshold; the rest is the evaluation split
+    every figure is measured on (never used to fit anything). ``alpha`` is the conformal miscoverage level.
+    """
+
+    data: Path
+    x_key: str = "x"
+    y_key: str = "y"
+    calibration_fraction: float = 0.5
+    alpha: float = 0.1
+    temperature_scaling: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class HostStepSpec:
+    """A named host step applied to the Stage-1 output (``[models.<name>.host_step]``), e.g. FSQ rounding.
+
+    ``op = "fsq"``: finite scalar quantization of the cut tensor, ``round(x) / ((L - 1) / 2)`` per dimension, one
+    odd level count ``L`` per projection dimension in ``levels``.
+    """
+
+    op: str
+    levels: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the suite knows about one registered model."""
 
@@ -202,6 +233,8 @@ class ModelSpec:
     licence: str = ""
     provenance: str = ""
     identities: Mapping[str, str] = field(default_factory=dict)
+    deploy: DeploySpec | None = None
+    host_step: HostStepSpec | None = None
     unavailable: str = ""  # non-empty: why the model's file is absent (tests skip with this reason)
     declared_variants: tuple[VariantSpec, ...] = ()  # [[models.<m>.variants]] as written
     family: str = ""  # the family entry this model was expanded from ([models.<family>.family])
@@ -503,6 +536,38 @@ def _check_calibration(calib: CalibrationSpec, cr: _Reader) -> None:
         raise cr._err("seed", f"is {calib.seed}", note="expected a non-negative integer seed")
 
 
+def _deploy(raw, where: str, path: Path, base: Path) -> DeploySpec | None:
+    if raw is None:
+        return None
+    r = _Reader(raw, where, path)
+    data, _ = _file(r, "data", base, required=True)
+    d = DeploySpec(data=data, x_key=r.get("x_key", str, "x"), y_key=r.get("y_key", str, "y"),
+                   calibration_fraction=float(r.get("calibration_fraction", (int, float), 0.5)),
+                   alpha=float(r.get("alpha", (int, float), 0.1)),
+                   temperature_scaling=r.get("temperature_scaling", bool, True), seed=r.get("seed", int, 0))
+    r.done()
+    if not 0.0 < d.calibration_fraction < 1.0:
+        raise r._err("calibration_fraction", f"is {d.calibration_fraction}", note="expected 0 < fraction < 1 (the "
+                     "rest is the evaluation split)")
+    if not 0.0 < d.alpha < 1.0:
+        raise r._err("alpha", f"is {d.alpha}", note="expected 0 < alpha < 1 (0.1 asks for 90 % coverage)")
+    return d
+
+
+def _host_step(raw, where: str, path: Path) -> HostStepSpec | None:
+    if raw is None:
+        return None
+    r = _Reader(raw, where, path)
+    op = r.get("op", str, required=True, choices=("fsq",))
+    levels = r.numbers("levels", (), ints=True)
+    r.done()
+    if not levels or any(n < 3 or n % 2 == 0 for n in levels):
+        raise r._err("levels", f"is {list(levels)}", note="expected one odd level count >= 3 per projection "
+                     "dimension (FSQ rounds tanh(z)·(L−1)/2 to L integer levels)",
+                     hint="e.g. levels = [5, 5, 5, 5, 5, 5, 5, 5] for an 8-wide projection")
+    return HostStepSpec(op=op, levels=levels)
+
+
 def _variants(raw: list, where: str, path: Path, base: Path, quant: QuantizationSpec, calib: CalibrationSpec,
               file: Path | None) -> tuple[VariantSpec, ...]:
     out: list[VariantSpec] = []
@@ -647,6 +712,8 @@ def _model(name: str, raw, path: Path, base: Path, family: tuple[str, str] = (""
     qr.done()
 
     thresholds = _thresholds(r.get("thresholds", dict, {}), f"{where}.thresholds", path)
+    deploy = _deploy(r.get("deploy", dict, None), f"{where}.deploy", path, base)
+    host_step = _host_step(r.get("host_step", dict, None), f"{where}.host_step", path)
     samples: list[Path] = []
     for pattern in r.strings("samples"):
         p = resolve_path(pattern, base)
@@ -664,7 +731,7 @@ def _model(name: str, raw, path: Path, base: Path, family: tuple[str, str] = (""
         name=name, file=file, task=task, inputs=inputs, split=split, calibration=calib, quantization=quant,
         thresholds=thresholds, samples=tuple(samples), hef=hef, network_group=r.get("network_group", str, ""),
         hw_arch=r.get("hw_arch", str, "hailo8", choices=HW_ARCHS), licence=r.get("licence", str, ""),
-        provenance=r.get("provenance", str, ""), identities=dict(ids),
+        provenance=r.get("provenance", str, ""), identities=dict(ids), deploy=deploy, host_step=host_step,
         unavailable=why or (why_hef if file is None else ""), declared_variants=variants,
         family=family[0], family_member=family[1], manifest_path=path, raw=raw)
     r.done()

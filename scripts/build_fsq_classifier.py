@@ -6,6 +6,8 @@ What it writes (under ``--out``, default ``fixtures/``)::
     models/fsq_behaviour_classifier.onnx   opset 17, input ``imu`` [1, 9, 2, 100] float32, output ``logits`` [1, 10]
     data/fsq_imu_eval.npz                  labelled held-out set: ``x`` float32 [N, 9, 2, 100], ``y`` int64 [N]
     data/fsq_imu_calib.npz                 calibration set: ``x`` float32 [M, 9, 2, 100] (``y`` too, for conformal use)
+    data/fsq_imu_labelled.npz              the deployment checklist's labelled set: ``x`` float16 [K, 9, 2, 100]
+                                           (exact: every value is on the 1/32 grid in [-4, 4]), ``y`` int64 [K]
 
 The network (BatchNorm is folded into the convolutions at export)::
 
@@ -240,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "fixtures",
                     help="fixtures root; writes models/ and data/ under it. Default: %(default)s")
-    ap.add_argument("--epochs", type=int, default=10, help="training epochs. Default: %(default)s")
-    ap.add_argument("--train-size", type=int, default=3000, help="synthetic training windows. Default: %(default)s")
+    ap.add_argument("--epochs", type=int, default=20, help="training epochs. Default: %(default)s")
+    ap.add_argument("--train-size", type=int, default=8000, help="synthetic training windows. Default: %(default)s")
+    ap.add_argument("--labelled-size", type=int, default=2000,
+                    help="labelled windows of the deployment checklist (calibration + evaluation splits). "
+                         "Default: %(default)s")
     ap.add_argument("--eval-size", type=int, default=320, help="held-out eval windows. Default: %(default)s")
     ap.add_argument("--calib-size", type=int, default=256, help="calibration windows. Default: %(default)s")
     ap.add_argument("--seed", type=int, default=0, help="master seed. Default: %(default)s")
@@ -256,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     x_tr, y_tr = make_imu(args.train_size, seed=args.seed + 1)
     x_ev, y_ev = make_imu(args.eval_size, seed=args.seed + 2)
     x_ca, y_ca = make_imu(args.calib_size, seed=args.seed + 3)
+    x_lb, y_lb = make_imu(args.labelled_size, seed=args.seed + 4)
     torch.manual_seed(args.seed)
     model = build_model()
     print(f"training on {len(x_tr)} windows ...")
@@ -275,13 +281,21 @@ def main(argv: list[str] | None = None) -> int:
 
     _save_npz(args.out / "data" / "fsq_imu_eval.npz", x=x_ev, y=y_ev)
     _save_npz(args.out / "data" / "fsq_imu_calib.npz", x=x_ca, y=y_ca)
-    for p in (onnx_path, args.out / "data" / "fsq_imu_eval.npz", args.out / "data" / "fsq_imu_calib.npz"):
+    x16 = x_lb.astype(np.float16)
+    if not np.array_equal(x16.astype(np.float32), x_lb):
+        raise SystemExit("the labelled set does not round-trip through float16")
+    _save_npz(args.out / "data" / "fsq_imu_labelled.npz", x=x16, y=y_lb)
+    limits = {"fsq_imu_labelled.npz": 5_000_000}  # 2000 noisy windows: ~7.5 bits/value, 4.4 MB
+    for p in (onnx_path, args.out / "data" / "fsq_imu_eval.npz", args.out / "data" / "fsq_imu_calib.npz",
+              args.out / "data" / "fsq_imu_labelled.npz"):
         size = p.stat().st_size
         print(f"{p}: {size / 1e6:.3f} MB sha256 {hashlib.sha256(p.read_bytes()).hexdigest()}")
-        if size >= 1_000_000:
-            raise SystemExit(f"{p} is {size} bytes (>= 1 MB): lower --eval-size/--calib-size")
+        if size >= limits.get(p.name, 1_000_000):
+            raise SystemExit(f"{p} is {size} bytes (>= {limits.get(p.name, 1_000_000)}): lower the set sizes")
     print(f"train accuracy {train_acc:.4f}; held-out accuracy torch {torch_acc:.4f}, onnxruntime {ort_acc:.4f} "
           f"(N={len(y_ev)}); max |ort - torch| = {max_diff:.3g}; data range [{x_ev.min()}, {x_ev.max()}]")
+    lb_logits = np.concatenate([sess.run(["logits"], {"imu": x_lb[i:i + 1]})[0] for i in range(len(x_lb))])
+    print(f"labelled set (N={len(y_lb)}): onnxruntime accuracy {float(np.mean(lb_logits.argmax(1) == y_lb)):.4f}")
     print(f"split cut tensor: {CUT_TENSOR!r}; done in {time.time() - t0:.0f} s")
     return 0
 

@@ -1,102 +1,120 @@
-"""Deployment checklist (hailo_qa.evaluate.deploy): synthetic-logit properties, gates, and the fsq_classifier via ORT."""
+"""The classifier deployment checklist, per manifest model (every classification model with a ``[deploy]`` section).
+
+The same items as ``hailo-qa checklist MODEL`` (hailo_qa.jobs.checklist): before export, after export, and accuracy /
+ECE (after temperature scaling fitted on the calibration split) / conformal coverage on each target — ``float``,
+``split`` (Stage 1 → the manifest's host step → the host stage), ``emulator`` (``-m emulator``) and ``hailo8``
+(``-m hailo8``). A gate the manifest does not set skips saying so; it never passes silently.
+"""
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-from hailo_qa.errors import InputDataError
-from hailo_qa.evaluate.deploy import DeployReport, deploy_gate_failures, deploy_report
+from hailo_qa.evaluate.deploy import DEPLOY_GATES
 
+pytestmark = pytest.mark.hqa_select(task="classification", needs=("deploy",))
 
-def _synthetic(n=2000, c=5, temp=1.0, seed=0):
-    """A calibrated toy classifier: labels are drawn from softmax(logits/temp)."""
-    rng = np.random.default_rng(seed)
-    z = rng.normal(0, 2.0, (n, c))
-    p = np.exp(z / temp) / np.exp(z / temp).sum(1, keepdims=True)
-    y = np.array([rng.choice(c, p=row) for row in p])
-    return z / temp, y
-
-
-def test_calibrated_model_has_low_ece_and_nominal_coverage():
-    z, y = _synthetic()
-    r = deploy_report(z, y, alpha=0.1, seed=1)
-    assert r.n == 2000 and r.n_cal == 1000 and r.n_test == 1000
-    assert r.ece < 0.05
-    assert 0.87 <= r.coverage <= 0.95  # ≥ 1-alpha in expectation; finite-sample slack
-    assert 1.0 <= r.mean_set_size <= 5.0
-    assert deploy_gate_failures(r, {"min_coverage": 0.85, "max_ece": 0.05}) == []
-
-
-def test_overconfident_model_fails_ece_gate():
-    z, y = _synthetic(seed=2)
-    r = deploy_report(z * 5.0, y, alpha=0.1)  # same argmax, 5× sharper: overconfident
-    calibrated = deploy_report(z, y, alpha=0.1)
-    assert r.accuracy == calibrated.accuracy
-    assert r.ece > calibrated.ece + 0.05
-    fails = deploy_gate_failures(r, {"max_ece": 0.05, "min_accuracy": 0.99})
-    assert len(fails) == 2 and "accuracy" in fails[0] and "ECE" in fails[1]
-
-
-def test_perfect_classifier():
-    y = np.arange(100) % 4
-    z = np.eye(4)[y] * 20.0
-    r = deploy_report(z, y, alpha=0.2)
-    assert r.accuracy == 1.0 and r.coverage == 1.0 and r.mean_set_size == pytest.approx(1.0)
-    assert isinstance(r, DeployReport) and r.to_dict()["accuracy"] == 1.0
-
-
-@pytest.mark.parametrize("z, y", [(np.zeros((4, 3)), np.zeros(5, int)), (np.full((4, 3), np.nan), np.zeros(4, int)),
-                                  (np.zeros((1, 3)), np.zeros(1, int)), (np.zeros(4), np.zeros(4, int))])
-def test_bad_inputs(z, y):
-    with pytest.raises(InputDataError):
-        deploy_report(z, y)
+TARGETS = ["float", "split", pytest.param("emulator", marks=pytest.mark.emulator),
+           pytest.param("hailo8", marks=pytest.mark.hailo8)]
 
 
 @pytest.fixture(scope="module")
-def fsq(hqa_manifest):
-    spec = hqa_manifest.get("fsq_classifier")  # a missing model is a failure, not a skip: it is committed
-    with np.load(Path(spec.manifest_path).parent / "data" / "fsq_imu_eval.npz") as ev:
-        return spec, ev["x"], ev["y"]
+def labelled(hqa_model):
+    from hailo_qa.jobs.checklist import load_labelled
+
+    return load_labelled(hqa_model)
 
 
-def _runner(kind: str, spec, hqa):
+@pytest.fixture(scope="module")
+def split(hqa_model, hqa):
     from hailo_qa.graph.split import split_for_model
-    from hailo_qa.graph.verify import pipeline_for
+
+    return split_for_model(hqa_model, hqa.work_dir)
+
+
+@pytest.fixture(scope="module")
+def reports(hqa_model, hqa, split, labelled):
+    """``reports(target)``: the target's DeployReport, computed once per module."""
+    from hailo_qa.jobs.checklist import device_skip_reason, target_report
+
+    cache = {}
+
+    def get(target: str):
+        if target not in cache:
+            if target == "hailo8":
+                why = device_skip_reason(hqa_model, hqa.device)
+                if why:
+                    pytest.skip(f"{hqa_model.name}: {why}")
+            x, y = labelled
+            cache[target] = target_report(hqa_model, target, x, y, work_dir=hqa.work_dir, split=split,
+                                          backend=hqa.emulator_backend(), device=hqa.device)
+        return cache[target]
+
+    return get
+
+
+def _assert_items(items) -> None:
+    bad = [f"{i.name}: {i.value} (gate {i.gate or '-'}, {i.target})" for i in items if i.status == "fail"]
+    assert not bad, "\n".join(bad)
+
+
+def test_before_export(hqa_model, split):
+    """No training-only ops, BatchNorm folded, static shapes, nothing the rules reject on the device stage."""
+    from hailo_qa.jobs.checklist import before_export_items
+
+    _assert_items(before_export_items(hqa_model, split))
+
+
+def test_after_export(hqa_model, split):
+    """Valid and simplified ONNX, lint clean (rejected ops on the host side), real calibration data, model script."""
+    from hailo_qa.jobs.checklist import after_export_items
+
+    _assert_items(after_export_items(hqa_model, split))
+
+
+def test_host_step_is_the_models_quantizer(hqa_model, split, labelled):
+    """The manifest's FSQ host step equals the model's own Round → Div bit for bit (ties included)."""
+    if hqa_model.host_step is None:
+        pytest.skip(f"{hqa_model.name}: no host_step in the manifest (the host stage runs the ONNX as cut)")
+    import numpy as np
+
+    from hailo_qa.graph.hoststep import fsq_host_plan, verify_fsq_step
     from hailo_qa.runners.onnxrt import OnnxrtRunner
 
-    if kind == "float":
-        return OnnxrtRunner(spec.file)
-    split = split_for_model(spec, hqa.work_dir)
-    if kind == "split":  # Stage 1 → host Round + head, as deployed
-        return pipeline_for(split)
-    from hailo_qa.quant.calib import calib_set_for_model
-    from hailo_qa.quant.emulator import make_emulator
-
-    calib = calib_set_for_model(spec, size=32)
-    return pipeline_for(split, stage1=make_emulator(spec, split, backend="ort", config="int8", calib=calib,
-                                                    work_dir=hqa.work_dir))
+    plan = fsq_host_plan(hqa_model, split)
+    x, _ = labelled
+    inp = hqa_model.device_inputs[0]
+    with OnnxrtRunner(split.stage1_path) as s1:
+        b = np.concatenate([s1.infer({inp.name: x[i:i + 1]})[plan.cut] for i in range(min(len(x), 256))])
+    assert verify_fsq_step(plan, b) >= b.size
 
 
-@pytest.mark.parametrize("kind", ["float", "split", pytest.param("emulator-int8", marks=pytest.mark.emulator)])
-def test_fsq_classifier_checklist(fsq, kind, hqa, hqa_history):
-    """Accuracy, ECE and split-conformal coverage of the real classifier, from each backend's logits, gated by
-    the manifest's [thresholds.deploy]."""
-    spec, x, y = fsq
-    inp = spec.device_inputs[0]
-    with _runner(kind, spec, hqa) as r:
-        out_name = next(iter(r.output_metadata()))
-        logits = np.concatenate([r.infer({inp.name: x[i:i + 1].astype(inp.np_dtype)})[out_name]
-                                 for i in range(len(x))])
-        backend = r.backend
-    rep = deploy_report(logits.reshape(len(x), -1), y, alpha=spec.threshold("deploy", "conformal_alpha", 0.1),
-                        backend=backend.label())
-    for metric in ("accuracy", "ece", "coverage"):
-        if hasattr(rep, metric):
-            hqa_history.record(model=spec.name, metric=f"deploy.{metric}", value=float(getattr(rep, metric)),
-                               target=kind, backend=backend)
-    gates = dict(spec.thresholds.get("deploy", {}))
-    assert gates, "fsq_classifier has no [thresholds.deploy] gates in the manifest"
-    failures = deploy_gate_failures(rep, gates)
-    assert not failures, "\n".join(failures) + f"\n{rep}"
+@pytest.mark.parametrize("metric", list(DEPLOY_GATES))
+@pytest.mark.parametrize("target", TARGETS)
+def test_deploy_gate(hqa_model, target, metric, reports, hqa_history):
+    """accuracy ≥ deploy.min_accuracy, ECE ≤ deploy.max_ece, coverage ≥ deploy.min_coverage on ``target``."""
+    from hailo_qa.jobs.checklist import deploy_items
+
+    key = DEPLOY_GATES[metric]
+    if hqa_model.threshold(f"deploy.{target}", key) is None:
+        pytest.skip(f"{hqa_model.name}: no gate for deploy.{key} in the manifest")
+    rep = reports(target)
+    hqa_history.record(model=hqa_model.name, metric=f"deploy.{metric}", value=float(getattr(rep, metric)),
+                       target=target, extra={"backend": rep.backend, "n_eval": rep.n_eval, "n_cal": rep.n_cal,
+                                             "temperature": rep.temperature, "ece_raw": rep.ece_raw})
+    _assert_items([i for i in deploy_items(hqa_model, target, rep) if i.key == metric])
+
+
+@pytest.mark.hailo8
+def test_hef_size_and_latency(hqa_model, hqa):
+    """HEF ≤ hailo8.max_hef_mb, P95 end to end ≤ hailo8.max_p95_ms, P95 core ≤ hailo8.max_core_p95_ms."""
+    from hailo_qa.jobs.checklist import device_skip_reason, hailo8_items
+
+    why = device_skip_reason(hqa_model, hqa.device)
+    if why:
+        pytest.skip(f"{hqa_model.name}: {why}")
+    items = hailo8_items(hqa_model, device=hqa.device, latency_iterations=hqa.latency_iterations,
+                         latency_warmup=hqa.latency_warmup, work_dir=hqa.work_dir)
+    unset = [i for i in items if i.status == "skip"]
+    _assert_items(items)
+    if unset:
+        pytest.skip("; ".join(i.value for i in unset))

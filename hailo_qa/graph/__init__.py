@@ -8,9 +8,12 @@ from hailo_qa import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     'CHECKS': 'rules',
+    'FsqHostPlan': 'hoststep',
     'GraphIndex': 'index',
     'compare_split': 'verify',
     'evaluate': 'rules',
+    'fsq_host_plan': 'hoststep',
+    'fsq_pipeline': 'hoststep',
     'lint_onnx': 'lint',
     'load_onnx': 'io',
     'load_rules': 'rules',
@@ -20,6 +23,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     'render_report': 'split',
     'split_for_model': 'split',
     'stages_from_onnx': 'split',
+    'verify_fsq_step': 'hoststep',
     'verify_split': 'verify',
     'write_stages': 'split',
 })

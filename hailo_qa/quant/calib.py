@@ -311,8 +311,10 @@ def calib_set_for_model(spec: ModelSpec, *, size: int, seed: int | None = None, 
         spec: the model.
         size: number of samples in the set (real first, then seeded augmentation when the source has fewer).
         seed: sampling/augmentation seed. Defaults to ``calibration.seed``.
-        source: override ``calibration.source`` (a ``.npy`` folder, image folder, glob, ``.npz``, ``samples``;
-            relative paths resolve against the current directory). Defaults to the manifest's.
+        source: override ``calibration.source`` (a ``.npy`` folder, image folder, glob, ``.npz``, ``samples``, or
+            ``random``: seeded uniform data in the input's declared ``range``, like the DFC's
+            ``--use-random-calib-set``; relative paths resolve against the current directory). Defaults to the
+            manifest's.
         input_name: which device input. Defaults to the first device input.
         augment: allow augmentation. Defaults to True; with False, too few real samples is an error.
         validate: run :func:`validate_calib` on the real samples (NaN/Inf, range vs normalization).
@@ -341,6 +343,14 @@ def calib_set_for_model(spec: ModelSpec, *, size: int, seed: int | None = None, 
         src, base = str(source), Path.cwd()
     else:
         src = cal.source
+    if src == "random":  # the DFC's --use-random-calib-set: uniform in the input's declared range
+        lo, hi = inp.range or (0.0, 1.0)
+        sd = cal.seed if seed is None else seed
+        n = min(size, cal.max_samples) if cal.max_samples else size
+        arrays = np.random.default_rng([sd, 0x5EED]).uniform(lo, hi, (n, *inp.shape[1:])).astype(np.float32)
+        cs = calib_set_from_arrays(arrays, inp, size=size, seed=sd, normalization=spec.quantization.normalization,
+                                   model=spec.name, augment=augment, validate=validate)
+        return dataclasses.replace(cs, source=f"random (uniform in [{lo:g}, {hi:g}], seed {sd})")
     if src == "samples":
         files = list(spec.samples)
         if not files:

@@ -340,6 +340,28 @@ def _family(target: str) -> str:
     return re.sub(r"[-_.]?(int8|int16_selective|int16)$", "", target)
 
 
+_CALIB_STAGE = re.compile(r"^(?P<stage>.*?):?calib=(?P<source>random|real)$")
+
+
+def calibration_source_tables(data: ReportData) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Per model: real vs random calibration data side by side (the DFC's ``--use-random-calib-set`` against a
+    real set), from rows whose ``stage`` ends in ``calib=real`` / ``calib=random`` (``hailo-qa checklist
+    --compare-random-calib``). Only metrics measured with both sources are shown."""
+    cells: dict[str, dict[tuple, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in data.latest:
+        m = _CALIB_STAGE.match(r.stage)
+        if m:
+            cells[r.model][(r.target, r.variant, m["stage"], r.config, r.metric)][m["source"]] = r.value
+    out = {}
+    for model, by_key in sorted(cells.items()):
+        body = [["/".join(p for p in (k[0], k[1], k[2]) if p) + f" {k[4]}", _cfg(k[3]), _fmt(v["real"]),
+                 _fmt(v["random"]), _fmt(v["random"] - v["real"], True)]
+                for k, v in sorted(by_key.items(), key=lambda kv: str(kv[0])) if len(v) == 2]
+        if body:
+            out[model] = (["metric", "config", "real calib", "random calib", "Δ (random − real)"], body)
+    return out
+
+
 def inventory_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
     header = ["model", "config", "calib", "compiled (HEF)", "tested", "result", "metrics (latest, Δprev, Δbaseline)"]
     rows = []
@@ -412,6 +434,8 @@ def render_markdown(data: ReportData, plots: Sequence[Plot] = ()) -> str:
                   "> 50 %). Figures are float-enrolled where a float model exists.", ""]
         for model, table in vt.items():
             lines += [f"### {model}", ""] + _md_table(*table) + [""]
+    for model, table in calibration_source_tables(data).items():
+        lines += ["", f"### {model}: real vs random calibration data", ""] + _md_table(*table)
     lines += ["", f"## Runs (latest {min(30, len(data.runs))} of {len(data.runs)})", ""] + _md_table(*runs_table(data))
     return "\n".join(lines).rstrip() + "\n"
 
@@ -843,6 +867,8 @@ def render_html(data: ReportData, plots: Sequence[Plot] = ()) -> str:
                      "criteria.</p>")
         for model, table in vt.items():
             parts += [f"<h3>{html.escape(model)}</h3>", _html_table(*table)]
+    for model, table in calibration_source_tables(data).items():
+        parts += [f"<h3>{html.escape(model)}: real vs random calibration data</h3>", _html_table(*table)]
     parts += [f"<details><summary>Runs (latest {min(30, len(data.runs))} of {len(data.runs)})</summary>",
               _html_table(*runs_table(data)), "</details></section></body></html>"]
     return "\n".join(parts)

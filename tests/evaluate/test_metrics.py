@@ -444,11 +444,11 @@ class TestOnFsqFixture:
         _, (le, ye), (lc, yc) = fsq
         assert le.shape == (len(ye), 10) and ye.dtype == np.int64
         acc = M.accuracy(le, ye)
-        assert 0.80 <= acc <= 0.95  # trained, not trivial (measured 0.878)
+        assert 0.85 <= acc <= 0.99  # trained, not trivial (measured 0.953)
         assert M.top1_agreement(le, le + 1e-3) == 1.0  # argmax invariant to a shift
         pe, pc = M.softmax(le), M.softmax(lc)
-        assert M.expected_calibration_error(pe, ye) < 0.15  # measured 0.062
+        assert M.expected_calibration_error(pe, ye) < 0.06  # measured 0.028 (raw softmax, N = 320)
         q = M.conformal_threshold(pc, yc, 0.1)
         cov = M.conformal_coverage(pe, ye, q)
-        assert cov >= 0.85  # 1 - alpha with slack for N = 320 (measured 0.906)
-        assert 1.0 <= M.mean_set_size(pe, q) < 2.0
+        assert cov >= 0.85  # 1 - alpha with slack for N = 320 (measured 0.928)
+        assert 0.9 <= M.mean_set_size(pe, q) < 2.0  # measured 0.97: some sets are empty (accuracy > 1 - alpha)
