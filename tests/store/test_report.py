@@ -226,3 +226,20 @@ def test_viability_criteria_come_from_the_manifest(variant_hist):
     rows = {r.variant: r for r in R.variant_comparison(variant_hist.rows(), manifest)["mfn"]}
     assert rows["int16_selective-calib2048@emulator"].viable  # 0.66 ≥ 0.68 − 0.05
     assert rows["int8-calib16@emulator"].figures["medium_match_rate"] == 0.88  # read at 20 px now
+def test_random_vs_real_calibration_side_by_side(tmp_path):
+    """Rows tagged calib=real / calib=random (hailo-qa checklist --compare-random-calib) become one table."""
+    with H.History(tmp_path / "h.sqlite") as h:
+        for source, acc in (("real", 0.936), ("random", 0.901)):
+            h.record(H.make_row(run_id="r1", model="fsq", metric="deploy.accuracy", value=acc, target="emulator",
+                                config="int8", stage=f"checklist:calib={source}"))
+        h.record(H.make_row(run_id="r1", model="fsq", metric="deploy.ece", value=0.01, target="emulator",
+                            config="int8", stage="checklist:calib=real"))  # only one source: not in the table
+        data = R.build_report(h)
+        tables = R.calibration_source_tables(data)
+        header, rows = tables["fsq"]
+        assert header[2:4] == ["real calib", "random calib"]
+        assert len(rows) == 1 and rows[0][0] == "emulator/checklist deploy.accuracy"
+        assert rows[0][2:] == [R._fmt(0.936), R._fmt(0.901), R._fmt(0.901 - 0.936, True)]
+        md = R.render_markdown(data)
+        assert "### fsq: real vs random calibration data" in md
+        assert "real vs random calibration data" in R.render_html(data)
