@@ -42,12 +42,12 @@ THRESHOLD_KEYS: dict[str, frozenset[str]] = {
     # emulator.<precision config>
     "emulator": frozenset({"min_snr_db", "min_cosine", "min_top1", "min_detection_agreement", "max_lsb_error"}),
     "hailo8": frozenset({"max_p95_ms", "max_core_p95_ms", "max_hef_mb", "min_cosine_vs_golden",
-                         "max_lsb_vs_emulator", "max_cov_pct"}),
+                         "max_lsb_vs_emulator", "max_lsb_vs_float", "max_cov_pct"}),
     # embedding.<target>: target = float | emulator.<config> | hailo8
     "embedding": frozenset({"min_cosine", "min_p5_cosine", "min_margin", "match_threshold", "min_match_rate",
                             "min_nn_agreement", "min_pre_norm_ratio", "max_pre_norm_ratio"}),
     # deploy[.<target>]: the classifier checklist on float | split | emulator | hailo8 (latency/HEF: hailo8 section)
-    "deploy": frozenset({"min_accuracy", "max_ece", "min_coverage"}),
+    "deploy": frozenset({"min_accuracy", "max_ece", "min_coverage", "min_top1_agreement"}),
     # recognition.<target>: faces the way a recognition team measures them (gallery/probe photos, hailo_qa.evaluate.
     # recognition); target = float | emulator.<config> | hailo8, or the variant id
     "recognition": frozenset({"match_threshold", "min_tar", "max_far", "far_target", "min_tar_at_far", "min_rank1",

@@ -32,9 +32,9 @@ def split(hqa_model, hqa):
 
 
 @pytest.fixture(scope="module")
-def reports(hqa_model, hqa, split, labelled):
-    """``reports(target)``: the target's DeployReport, computed once per module."""
-    from hailo_qa.jobs.checklist import device_skip_reason, target_report
+def logits(hqa_model, hqa, split, labelled):
+    """``logits(target)``: (logits [N, C], backend label) on every labelled input, computed once per module."""
+    from hailo_qa.jobs.checklist import device_skip_reason, target_logits
 
     cache = {}
 
@@ -44,12 +44,19 @@ def reports(hqa_model, hqa, split, labelled):
                 why = device_skip_reason(hqa_model, hqa.device)
                 if why:
                     pytest.skip(f"{hqa_model.name}: {why}")
-            x, y = labelled
-            cache[target] = target_report(hqa_model, target, x, y, work_dir=hqa.work_dir, split=split,
+            cache[target] = target_logits(hqa_model, target, labelled[0], work_dir=hqa.work_dir, split=split,
                                           backend=hqa.emulator_backend(), device=hqa.device)
         return cache[target]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def reports(hqa_model, labelled, logits):
+    """``reports(target)``: the target's DeployReport (temperature and q̂ fitted on the calibration split)."""
+    from hailo_qa.jobs.checklist import report_from_logits
+
+    return lambda target: report_from_logits(hqa_model, *logits(target)[:1], labelled[1], logits(target)[1])
 
 
 def _assert_items(items) -> None:
@@ -102,6 +109,21 @@ def test_deploy_gate(hqa_model, target, metric, reports, hqa_history):
                        target=target, extra={"backend": rep.backend, "n_eval": rep.n_eval, "n_cal": rep.n_cal,
                                              "temperature": rep.temperature, "ece_raw": rep.ece_raw})
     _assert_items([i for i in deploy_items(hqa_model, target, rep) if i.key == metric])
+
+
+@pytest.mark.parametrize("target", [pytest.param("emulator", marks=pytest.mark.emulator),
+                                    pytest.param("hailo8", marks=pytest.mark.hailo8)])
+def test_top1_agreement_with_float(hqa_model, target, logits, hqa_history):
+    """Quantized predictions agree with the float model's on every labelled input (count and 95 % CI stated)."""
+    from hailo_qa.jobs.checklist import agreement_item
+
+    if hqa_model.threshold(f"deploy.{target}", "min_top1_agreement") is None:
+        pytest.skip(f"{hqa_model.name}: no gate for deploy.min_top1_agreement in the manifest")
+    z, backend = logits(target)
+    item = agreement_item(hqa_model, target, logits("float")[0], z, backend)
+    hqa_history.record(model=hqa_model.name, metric="deploy.top1_agreement", value=item.number, target=target,
+                       extra={"backend": backend, "n": int(z.shape[0]), "value": item.value})
+    _assert_items([item])
 
 
 @pytest.mark.hailo8

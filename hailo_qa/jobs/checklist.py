@@ -63,6 +63,7 @@ class Checklist:
     items: list[Item] = field(default_factory=list)
     reports: dict[str, DeployReport] = field(default_factory=dict)
     backends: dict[str, str] = field(default_factory=dict)
+    logits: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def failed(self) -> list[Item]:
@@ -81,10 +82,13 @@ class Checklist:
                 continue
             lines += ["", sec.capitalize()]
             w = max(len(i.name) for i in its)
+            last_skip = ""
             for i in its:
                 gate = f"  gate {i.gate}" if i.gate else ""
                 tgt = f"  [{i.target}]" if i.target else ""
-                lines.append(f"  {MARK[i.status]} {i.name:<{w}}  {i.value}{gate}{tgt}")
+                value = "(not measured: as above)" if i.status == "skip" and i.value == last_skip else i.value
+                last_skip = i.value if i.status == "skip" else ""
+                lines.append(f"  {MARK[i.status]} {i.name:<{w}}  {value}{gate}{tgt}")
         n = {s: sum(i.status == s for i in self.items) for s in MARK}
         lines += ["", f"checklist: {n['pass']} passed, {n['fail']} failed, {n['skip']} not measured here"]
         return "\n".join(lines)
@@ -313,13 +317,42 @@ def logits_on(runner, spec: ModelSpec, x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(o).reshape(1, -1) for o in rows])
 
 
-def target_report(spec: ModelSpec, target: str, x: np.ndarray, y: np.ndarray, **kw) -> DeployReport:
-    """Accuracy / ECE (raw and temperature-scaled) / conformal coverage of ``spec`` on ``target``."""
-    d = spec.deploy
+def target_logits(spec: ModelSpec, target: str, x: np.ndarray, **kw) -> tuple[np.ndarray, str]:
+    """``spec``'s logits [N, C] on ``target`` and the label of the backend that computed them."""
     runner = target_runner(spec, target, **kw)
     z = logits_on(runner, spec, x)
+    return z, runner.backend.label()
+
+
+def report_from_logits(spec: ModelSpec, z: np.ndarray, y: np.ndarray, backend: str) -> DeployReport:
+    d = spec.deploy
     return deploy_report(z, y, alpha=d.alpha, cal_fraction=d.calibration_fraction, seed=d.seed,
-                         temperature_scaling=d.temperature_scaling, backend=runner.backend.label())
+                         temperature_scaling=d.temperature_scaling, backend=backend)
+
+
+def target_report(spec: ModelSpec, target: str, x: np.ndarray, y: np.ndarray, **kw) -> DeployReport:
+    """Accuracy / ECE (raw and temperature-scaled) / conformal coverage of ``spec`` on ``target``."""
+    z, backend = target_logits(spec, target, x, **kw)
+    return report_from_logits(spec, z, y, backend)
+
+
+def agreement_item(spec: ModelSpec, target: str, ref: np.ndarray, test: np.ndarray, backend: str) -> Item:
+    """Top-1 agreement of ``target`` with the float model on every labelled input (count and 95 % Wilson CI),
+    gated by ``deploy.<target>.min_top1_agreement`` (or ``deploy.min_top1_agreement``)."""
+    from hailo_qa.evaluate.deploy import wilson_interval
+    from hailo_qa.evaluate.metrics import top1_agreement
+
+    a = top1_agreement(ref, test)
+    n = ref.shape[0]
+    lo, hi = wilson_interval(round(a * n), n)
+    text = f"{a:.4f} [95 % CI {lo:.3f}–{hi:.3f}] on {n} inputs ({n - round(a * n)} flips)"
+    limit = spec.threshold(f"deploy.{target}", "min_top1_agreement")
+    if limit is None:
+        return Item("deployment", "top-1 agreement with float", "skip",
+                    f"{text}; no gate for deploy.min_top1_agreement in the manifest", target=f"{target} ({backend})",
+                    number=a, key="top1_agreement")
+    return Item("deployment", "top-1 agreement with float", "pass" if a >= limit else "fail", text,
+                f"≥ {limit:g}", f"{target} ({backend})", a, "top1_agreement")
 
 
 def deploy_items(spec: ModelSpec, target: str, rep: DeployReport) -> list[Item]:
@@ -450,15 +483,23 @@ def run_checklist(spec: ModelSpec, *, targets: Sequence[str] = ("float", "split"
                 continue
         say(f"{target}: {len(y)} labelled inputs …")
         try:
-            rep = target_report(spec, target, x, y, work_dir=work_dir, split=split, config=config, backend=backend,
-                                calib_size=calib_size, calib_source=calib_source, device=device)
+            z, label = target_logits(spec, target, x, work_dir=work_dir, split=split, config=config,
+                                     backend=backend, calib_size=calib_size, calib_source=calib_source,
+                                     device=device)
+            rep = report_from_logits(spec, z, y, label)
         except QAError as err:
             cl.items.append(Item("deployment", "accuracy / ECE / coverage", "fail", str(err).splitlines()[0],
                                  target=target, key="run"))
             continue
         cl.reports[target] = rep
         cl.backends[target] = rep.backend
+        cl.logits[target] = z
         cl.items += deploy_items(spec, target, rep)
+        if target in ("emulator", "hailo8"):
+            if "float" not in cl.logits:
+                say("float reference for the top-1 agreement …")
+                cl.logits["float"], _ = target_logits(spec, "float", x, work_dir=work_dir)
+            cl.items.append(agreement_item(spec, target, cl.logits["float"], z, rep.backend))
         if target == "hailo8":
             cl.items += hailo8_items(spec, device=device, work_dir=work_dir, split=split)
     if compare_random_calib and "emulator" in cl.reports:

@@ -120,7 +120,9 @@ def test_same_tests_run_on_an_external_manifest(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     assert "error" not in out.splitlines()[-1] and "failed" not in out.splitlines()[-1], out[-2000:]
-    assert "test_deploy_gate[float-collar_behaviour-accuracy] PASSED" in out  # ids name the external entry
+    import re
+
+    assert re.search(r"test_deploy_gate\[[^\]]*collar_behaviour[^\]]*\] PASSED", out), out[-3000:]  # ids: the entry
 
 
 def test_cli_prints_the_checklist_and_writes_markdown(tmp_path, capsys):
