@@ -468,7 +468,7 @@ _QUALIFIERS: dict[str, tuple[str, ...]] = {
     "emulator": PRECISION_CONFIGS,
     "embedding": ("float", "hailo8", *(f"emulator.{c}" for c in PRECISION_CONFIGS)),
     "hailo8": PRECISION_CONFIGS,
-    "deploy": ("float", "hailo8", *(f"emulator.{c}" for c in PRECISION_CONFIGS)),
+    "deploy": ("float", "split", "hailo8", *(f"emulator.{c}" for c in PRECISION_CONFIGS)),
     # recognition.<target>[.<config>], or recognition."<variant id>" (ids hold an '@': "int8-calib16@emulator")
     "recognition": ("float", "emulator", "hailo8", *(f"{t}.{c}" for t in ("emulator", "hailo8")
                                                       for c in PRECISION_CONFIGS)),

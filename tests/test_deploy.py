@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from hailo_qa.evaluate.deploy import DEPLOY_GATES
+from hailo_qa.jobs.checklist import deploy_section
 
 pytestmark = pytest.mark.hqa_select(task="classification", needs=("deploy",))
 
@@ -102,7 +103,7 @@ def test_deploy_gate(hqa_model, target, metric, reports, hqa_history):
     from hailo_qa.jobs.checklist import deploy_items
 
     key = DEPLOY_GATES[metric]
-    if hqa_model.threshold(f"deploy.{target}", key) is None:
+    if hqa_model.threshold(deploy_section(target), key) is None:
         pytest.skip(f"{hqa_model.name}: no gate for deploy.{key} in the manifest")
     rep = reports(target)
     hqa_history.record(model=hqa_model.name, metric=f"deploy.{metric}", value=float(getattr(rep, metric)),
@@ -117,7 +118,7 @@ def test_top1_agreement_with_float(hqa_model, target, logits, hqa_history):
     """Quantized predictions agree with the float model's on every labelled input (count and 95 % CI stated)."""
     from hailo_qa.jobs.checklist import agreement_item
 
-    if hqa_model.threshold(f"deploy.{target}", "min_top1_agreement") is None:
+    if hqa_model.threshold(deploy_section(target), "min_top1_agreement") is None:
         pytest.skip(f"{hqa_model.name}: no gate for deploy.min_top1_agreement in the manifest")
     z, backend = logits(target)
     item = agreement_item(hqa_model, target, logits("float")[0], z, backend)

@@ -39,6 +39,12 @@ TRAINING_ONLY_OPS = ("Dropout",)
 """Ops that only belong in a training graph (with BatchNormalization in training mode)."""
 
 
+def deploy_section(target: str, config: str = "int8") -> str:
+    """The ``thresholds`` section gating ``target``: ``deploy.float``, ``deploy.split``, ``deploy.hailo8`` or
+    ``deploy.emulator.<config>`` (each falls back to plain ``deploy``)."""
+    return f"deploy.emulator.{config}" if target == "emulator" else f"deploy.{target}"
+
+
 @dataclass(frozen=True)
 class Item:
     """One checklist line. ``status``: ``pass``, ``fail`` or ``skip`` (with the reason in ``value``)."""
@@ -336,9 +342,10 @@ def target_report(spec: ModelSpec, target: str, x: np.ndarray, y: np.ndarray, **
     return report_from_logits(spec, z, y, backend)
 
 
-def agreement_item(spec: ModelSpec, target: str, ref: np.ndarray, test: np.ndarray, backend: str) -> Item:
+def agreement_item(spec: ModelSpec, target: str, ref: np.ndarray, test: np.ndarray, backend: str,
+                   config: str = "int8") -> Item:
     """Top-1 agreement of ``target`` with the float model on every labelled input (count and 95 % Wilson CI),
-    gated by ``deploy.<target>.min_top1_agreement`` (or ``deploy.min_top1_agreement``)."""
+    gated by ``min_top1_agreement`` in :func:`deploy_section` (or plain ``deploy``)."""
     from hailo_qa.evaluate.deploy import wilson_interval
     from hailo_qa.evaluate.metrics import top1_agreement
 
@@ -346,7 +353,7 @@ def agreement_item(spec: ModelSpec, target: str, ref: np.ndarray, test: np.ndarr
     n = ref.shape[0]
     lo, hi = wilson_interval(round(a * n), n)
     text = f"{a:.4f} [95 % CI {lo:.3f}–{hi:.3f}] on {n} inputs ({n - round(a * n)} flips)"
-    limit = spec.threshold(f"deploy.{target}", "min_top1_agreement")
+    limit = spec.threshold(deploy_section(target, config), "min_top1_agreement")
     if limit is None:
         return Item("deployment", "top-1 agreement with float", "skip",
                     f"{text}; no gate for deploy.min_top1_agreement in the manifest", target=f"{target} ({backend})",
@@ -355,9 +362,9 @@ def agreement_item(spec: ModelSpec, target: str, ref: np.ndarray, test: np.ndarr
                 f"≥ {limit:g}", f"{target} ({backend})", a, "top1_agreement")
 
 
-def deploy_items(spec: ModelSpec, target: str, rep: DeployReport) -> list[Item]:
-    """The accuracy / ECE / coverage lines of one target, gated by ``thresholds.deploy[.<target>]``."""
-    section = f"deploy.{target}"
+def deploy_items(spec: ModelSpec, target: str, rep: DeployReport, config: str = "int8") -> list[Item]:
+    """The accuracy / ECE / coverage lines of one target, gated by :func:`deploy_section`."""
+    section = deploy_section(target, config)
     items = []
     ci = lambda lo, hi: f" [95 % CI {lo:.3f}–{hi:.3f}]"  # noqa: E731
     for metric, key in DEPLOY_GATES.items():
@@ -475,7 +482,7 @@ def run_checklist(spec: ModelSpec, *, targets: Sequence[str] = ("float", "split"
             why = device_skip_reason(spec, device)
             if why:
                 for metric, key in DEPLOY_GATES.items():
-                    lim = spec.threshold("deploy.hailo8", key)
+                    lim = spec.threshold(deploy_section("hailo8"), key)
                     cl.items.append(Item("deployment", metric, "skip", why,
                                          f"{'≥' if key.startswith('min_') else '≤'} {lim:g}" if lim is not None
                                          else "", "hailo8", key=metric))
@@ -494,12 +501,12 @@ def run_checklist(spec: ModelSpec, *, targets: Sequence[str] = ("float", "split"
         cl.reports[target] = rep
         cl.backends[target] = rep.backend
         cl.logits[target] = z
-        cl.items += deploy_items(spec, target, rep)
+        cl.items += deploy_items(spec, target, rep, config)
         if target in ("emulator", "hailo8"):
             if "float" not in cl.logits:
                 say("float reference for the top-1 agreement …")
                 cl.logits["float"], _ = target_logits(spec, "float", x, work_dir=work_dir)
-            cl.items.append(agreement_item(spec, target, cl.logits["float"], z, rep.backend))
+            cl.items.append(agreement_item(spec, target, cl.logits["float"], z, rep.backend, config))
         if target == "hailo8":
             cl.items += hailo8_items(spec, device=device, work_dir=work_dir, split=split)
     if compare_random_calib and "emulator" in cl.reports:
@@ -508,17 +515,17 @@ def run_checklist(spec: ModelSpec, *, targets: Sequence[str] = ("float", "split"
                             calib_size=calib_size, calib_source="random", device=device)
         cl.reports["emulator@random-calib"] = rep
         cl.backends["emulator@random-calib"] = rep.backend
-        cl.items += comparison_items(spec, cl.reports["emulator"], rep)
+        cl.items += comparison_items(spec, cl.reports["emulator"], rep, config)
     return cl
 
 
-def comparison_items(spec: ModelSpec, real: DeployReport, random: DeployReport) -> list[Item]:
+def comparison_items(spec: ModelSpec, real: DeployReport, random: DeployReport, config: str = "int8") -> list[Item]:
     """Real vs random calibration of the emulator, per figure; status is the random-calibrated figure against the
     gate (informational: the deployed model uses the real set)."""
     items = []
     for metric, key in DEPLOY_GATES.items():
         a, b = getattr(real, metric), getattr(random, metric)
-        limit = spec.threshold("deploy.emulator", key)
+        limit = spec.threshold(deploy_section("emulator", config), key)
         ok = None if limit is None else (b >= limit if key.startswith("min_") else b <= limit)
         items.append(Item(COMPARISON, metric, "skip" if ok is None else ("pass" if ok else "fail"),
                           f"real {a:.4f} | random {b:.4f} (Δ {b - a:+.4f})",
