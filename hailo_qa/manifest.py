@@ -108,6 +108,8 @@ class SplitSpec:
     """How to split: ``auto`` (largest device-compatible Stage 1) or ``explicit`` cut tensors / end nodes.
 
     ``atol`` > 0 relaxes the bit-exact equivalence proof and must come with a written ``justification``.
+    ``simplify = false`` splits the graph as given (no constant folding); ``reshape = true`` lets the inputs'
+    ``shape`` change static dims of the model (the proof then runs the original at that size).
     """
 
     mode: str = "auto"
@@ -116,6 +118,8 @@ class SplitSpec:
     batch: int = 1
     atol: float = 0.0
     justification: str = ""
+    simplify: bool = True
+    reshape: bool = False
 
 
 @dataclass(frozen=True)
@@ -677,7 +681,8 @@ def _model(name: str, raw, path: Path, base: Path, family: tuple[str, str] = (""
     split = SplitSpec(mode=sp.get("mode", str, "auto", choices=("auto", "explicit")),
                       cut=sp.strings("cut"), end_nodes=sp.strings("end_nodes"),
                       batch=sp.get("batch", int, 1), atol=float(sp.get("atol", (int, float), 0.0)),
-                      justification=sp.get("justification", str, ""))
+                      justification=sp.get("justification", str, ""), simplify=sp.get("simplify", bool, True),
+                      reshape=sp.get("reshape", bool, False))
     sp.done()
     if split.mode == "explicit" and not (split.cut or split.end_nodes):
         raise ManifestError(f"{path}: {where}.split is explicit but names no cut tensors or end nodes",

@@ -1,4 +1,4 @@
-"""hailo-qa split MODEL --out DIR [--cut NAMES] [--end-nodes NAMES] [--batch 1]"""
+"""hailo-qa split MODEL --out DIR [--cut NAMES] [--end-nodes NAMES] [--batch 1] [--shape NAME=DIMS] [--no-simplify]"""
 from __future__ import annotations
 
 HELP = "split a model into a device Stage 1 and a host Stage 2 (stage1.onnx, stage2.onnx, split_report.{json,md})"
@@ -28,17 +28,24 @@ def add_arguments(p) -> None:
                    help="comma-separated Stage-1 end nodes (their outputs become the cut)")
     p.add_argument("--batch", type=batch_size, default=1, help="static size for a dynamic batch (default 1)")
     p.add_argument("--shape", type=parse_shape, action="append", default=[], metavar="NAME=D0,D1,..",
-                   help="static shape of an input with dynamic dims, e.g. x=1,3,48,320 (repeatable)")
+                   help="size of an input's dynamic dims, e.g. x=1,3,48,320 (repeatable; static dims must match)")
+    p.add_argument("--reshape", action="store_true",
+                   help="let --shape change static dims too (the proof runs the original at the new size)")
     p.add_argument("--input", action="append", dest="inputs", metavar="NAME", help="the image input for Stage 1")
     p.add_argument("--allow-rejected", action="store_true",
                    help="accept an explicit Stage 1 holding ops the rules reject (e.g. the DFC accepts them)")
     p.add_argument("--no-dfc", action="store_true",
                    help="do not ask the DFC parser for end nodes even where it is installed")
+    p.add_argument("--no-simplify", action="store_true",
+                   help="split the graph as given (dynamic dims pinned, no constant folding)")
     p.add_argument("--verify", type=verify_count, default=1, metavar="N",
-                   help="check stage2(stage1(x)) == model(x) bit-exactly on N random inputs (0: skip; default 1)")
+                   help="prove stage2(stage1(x)) == model(x) bit-exactly on N random inputs before writing anything "
+                        "(0: skip; default 1)")
 
 
 def run(args) -> int:
+    import dataclasses
+
     import numpy as np
 
     from hailo_qa import toolchain
@@ -48,16 +55,19 @@ def run(args) -> int:
 
     check_out_dir(args.out, "--out")  # a file or a read-only folder fails before the work, not after
     result = stages_from_onnx(args.model, cut=args.cut, end_nodes=args.end_nodes, batch=args.batch,
-                              shapes=dict(args.shape) or None,
+                              shapes=dict(args.shape) or None, reshape=args.reshape,
                               image_inputs=args.inputs, allow_rejected=args.allow_rejected,
-                              use_dfc=not args.no_dfc and toolchain.dfc().found)
+                              use_dfc=not args.no_dfc and toolchain.dfc().found, simplify=not args.no_simplify)
+    if args.verify:
+        proof = verify_split(args.model, result, rng=np.random.default_rng(0), n=args.verify)
+        if not proof:  # nothing is written: a failed proof leaves no stage files that look valid
+            err = proof.error()
+            err.hint = f"nothing was written to {args.out}. " + (err.hint or "")
+            raise err
+        result = dataclasses.replace(result, report={**result.report, "proof": proof.to_dict()})
     result = write_stages(result, args.out)
     print(render_report(result.report))
     print(f"wrote {result.stage1_path}, {result.stage2_path}, split_report.json, split_report.md")
     if args.verify:
-        cmp = verify_split(args.model, result, rng=np.random.default_rng(0), n=args.verify)
-        print(f"equivalence on {args.verify} random input(s): {'bit-exact' if cmp else 'MISMATCH'}")
-        if not cmp:
-            print(cmp)
-            return 1
+        print(f"equivalence on {args.verify} random input(s): {result.report['proof']['summary']}")
     return 0

@@ -20,13 +20,16 @@ def add_arguments(p) -> None:
                    help="history: an SQLite file, a postgresql://... URL, or 'off'. Default: HAILO_QA_HISTORY, "
                         "else .hailo_qa/history.sqlite")
     p.add_argument("--work-dir", metavar="DIR", default=None, help="cache for splits and quantized models")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--no-simplify", action="store_true",
+                   help="split every model as given (dynamic dims pinned, no constant folding)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (the only thing on stdout)")
     p.add_argument("--summary-dir", metavar="DIR", default=None,
                    help="where each run's summary (validate-<run>.json, never overwritten) goes. Default: "
                         ".hailo_qa/validate")
 
 
 def run(args) -> int:
+    import contextlib
     import json
     import sys
     from pathlib import Path
@@ -53,23 +56,32 @@ def run(args) -> int:
         raise ManifestError(f"--calib-size {args.calib_size} is not positive", note="expected e.g. 16")
     work = Path(args.work_dir) if args.work_dir else config.STATE_DIR / "work"
     check_out_dir(work, "--work-dir" if args.work_dir else "the work folder (HAILO_QA_STATE_DIR/work)")
-    results = validate(specs, work_dir=work, config=args.config, calib_size=args.calib_size, backend=args.backend,
-                       progress=lambda m: print(m, file=sys.stderr, flush=True), reraise=args.debug)
-    print(json.dumps([r.to_dict() for r in results], indent=2) if args.json else render(results, args.config))
-    run_id = new_run_id()
-    summary = write_summary(results, Path(args.summary_dir) if args.summary_dir else config.STATE_DIR / "validate",
-                            run_id=run_id, config=args.config)
-    print(f"\nsummary: {summary}", file=sys.stderr)
-    if args.history != "off":
-        from hailo_qa.store.history import display
+    # with --json, stdout carries one JSON document and nothing else: everything else goes to stderr
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        results = validate(specs, work_dir=work, config=args.config, calib_size=args.calib_size,
+                           backend=args.backend, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                           reraise=args.debug, simplify=False if args.no_simplify else None)
+        run_id = new_run_id()
+        summary = write_summary(results, Path(args.summary_dir) if args.summary_dir else config.STATE_DIR / "validate",
+                                run_id=run_id, config=args.config)
+        print(f"\nsummary: {summary}", file=sys.stderr)
+        if args.history != "off":
+            from hailo_qa.store.history import display
 
-        target = args.history or config.HISTORY
-        record(results, target, config=args.config, run_id=run_id)
-        path = display(target)
-        print(f"recorded in {path} as run {run_id} (hailo-qa report --history {path})", file=sys.stderr)
+            target = args.history or config.HISTORY
+            record(results, target, config=args.config, run_id=run_id)
+            path = display(target)
+            print(f"recorded in {path} as run {run_id} (hailo-qa report --history {path})", file=sys.stderr)
     failed = [r.model for r in results if r.status == "fail"]
     passed = sum(r.status == "pass" for r in results)
     skipped = sum(r.status == "skip" for r in results)
-    print(f"\nvalidate: {passed} passed, {len(failed)} failed, {skipped} skipped"
-          + (f" ({', '.join(failed)})" if failed else ""))
+    line = (f"validate: {passed} passed, {len(failed)} failed, {skipped} skipped"
+            + (f" ({', '.join(failed)})" if failed else ""))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2), file=out)
+        print(line, file=sys.stderr)
+    else:
+        print(render(results, args.config), file=out)
+        print("\n" + line, file=out)
     return 1 if failed else 0

@@ -53,7 +53,7 @@ class LintReport:
             "preparation": {"pinned": {k: {"from": list(a), "to": list(b)} for k, (a, b) in p.pinned.items()},
                             "dynamic_inputs": list(p.dynamic_raw), "shape_computation_nodes": len(p.shape_nodes_raw),
                             "nodes_before": p.nodes_before, "nodes_after": p.nodes_after,
-                            "simplifier": p.simplifier},
+                            "simplifier": p.simplifier, "proof": p.proof, "notes": list(p.notes)},
             "nodes": len(self.verdicts), "rejected": len(self.rejected), "rejected_by_op": self.counts(),
             "findings": [{"node": v.node, "op": v.op, "rule": v.rule, "reason": v.reason,
                           "workaround": v.workaround, "evidence": v.evidence} for v in self.rejected],
@@ -71,6 +71,9 @@ class LintReport:
             lines.append(f"  pinned {k}: {list(a)} → {list(b)}")
         lines.append(f"  {len(p.shape_nodes_raw)} shape-computation nodes; {p.nodes_before} → {p.nodes_after} nodes "
                      f"after folding ({p.simplifier})")
+        for n in p.notes:
+            if "fell back" in n or "proof" in n:
+                lines.append(f"  preparation: {n}")
         lines.append(f"  {len(self.verdicts)} nodes checked, {len(self.rejected)} rejected by the Hailo-8 rules "
                      f"(an approximation of the DFC parser)")
         if self.rejected:
@@ -138,7 +141,7 @@ def classify(g: GraphIndex, image_inputs: Sequence[str], rules=None) -> tuple[li
 
 def lint_onnx(model: str | Path | onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequence[int]] | None = None,
               image_inputs: Sequence[str] | None = None, simplify: bool = True, use_dfc: bool | None = None,
-              rules_path: str | None = None) -> LintReport:
+              rules_path: str | None = None, reshape: bool = False) -> LintReport:
     """Lint a model for Hailo-8.
 
     Args:
@@ -149,10 +152,11 @@ def lint_onnx(model: str | Path | onnx.ModelProto, *, batch: int = 1, shapes: Ma
         simplify: fold constants/shapes with onnxslim first. Defaults to True.
         use_dfc: ask the DFC parser too. Defaults to "when installed".
         rules_path: an alternative rule table (TOML). Defaults to the packaged Hailo-8 table.
+        reshape: let ``shapes`` change static dims. Defaults to False.
     """
     source = str(model) if not isinstance(model, onnx.ModelProto) else (model.graph.name or "<model>")
     m = load_onnx(model) if not isinstance(model, onnx.ModelProto) else model
-    prep = prepare(m, batch=batch, shapes=shapes, simplify=simplify)
+    prep = prepare(m, batch=batch, shapes=shapes, simplify=simplify, reshape=reshape)
     g = GraphIndex(prep.model)
     imgs = pick_image_inputs(g, image_inputs, source=source)
     verdicts, host_only = classify(g, imgs, load_rules(rules_path))

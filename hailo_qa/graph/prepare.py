@@ -1,12 +1,16 @@
 """Preparation before lint/split: pin dynamic dims to static sizes, fold constants and shape subgraphs with onnxslim
-(fusions disabled, so the prepared graph computes bit-for-bit what the original does), and infer shapes."""
+(fusions disabled), infer shapes — and prove the prepared graph against the original before anything uses it.
+
+A simplifier pass can change what a model computes (seen: a ``Pad`` folded the wrong way), so :func:`prepare` runs
+the original and the prepared graph on a seeded random input (ONNX Runtime, optimizations and pre-packing off) and,
+on a real difference, falls back to a safer preparation (:data:`PREPARATIONS`) and says so in ``notes``.
+``--shape`` and a manifest ``shape`` only fill dynamic dims; changing a static dim needs an explicit reshape."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import onnx
-import onnx.numpy_helper
 
 from hailo_qa.errors import GraphError
 from hailo_qa.graph.index import GraphIndex
@@ -24,6 +28,7 @@ class Prepared:
     nodes_after: int = 0
     simplifier: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    proof: Mapping | None = None  # the preparation proof (ProofResult.to_dict()), None when not run
 
 
 def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str | None, ...]]:
@@ -37,12 +42,17 @@ def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str | None, ..
     return out
 
 
-def static_shapes(model: onnx.ModelProto, *, batch: int = 1,
-                  overrides: Mapping[str, Sequence[int]] | None = None) -> dict[str, tuple[int, ...]]:
-    """Static shapes for every graph input: ``overrides`` first, else dynamic dims → ``batch`` (dim 0) or 1.
+def static_shapes(model: onnx.ModelProto, *, batch: int = 1, overrides: Mapping[str, Sequence[int]] | None = None,
+                  reshape: bool = False) -> dict[str, tuple[int, ...]]:
+    """Static shapes for every graph input: ``overrides`` set dynamic dims, other dynamic dims → ``batch`` (dim 0).
+
+    Args:
+        overrides: shapes per input (``--shape``, the manifest's input ``shape``); they may only fill dynamic dims.
+        reshape: allow an override to change a static dim (an explicit reshape; the proof then runs the original
+            model at the new size). Defaults to False.
 
     Raises:
-        GraphError: an override names no input or has the wrong rank.
+        GraphError: an override names no input, has the wrong rank, or changes a static dim without ``reshape``.
     """
     shapes = input_shapes(model)
     overrides = dict(overrides or {})
@@ -55,20 +65,21 @@ def static_shapes(model: onnx.ModelProto, *, batch: int = 1,
         if len(shp) != len(shapes[name]):
             raise GraphError(f"input '{name}' has rank {len(shapes[name])} but the shape given is {list(shp)}",
                              note=f"the model declares {list(shapes[name])}", hint="give one size per dim")
-        fixed = [(k, d, int(v)) for k, (d, v) in enumerate(zip(shapes[name], shp)) if isinstance(d, int) and d > 0
-                 and int(v) != d]
-        if fixed:
+        fixed = [(k, d, int(v)) for k, (d, v) in enumerate(zip(shapes[name], shp))
+                 if isinstance(d, int) and d > 0 and d != int(v)]
+        if fixed and not reshape:
             k, d, v = fixed[0]
+            example = ",".join(str(d if isinstance(d, int) and d > 0 else v) for d, v in zip(shapes[name], shp))
             raise GraphError(f"--shape {name}={','.join(map(str, shp))} conflicts with the model: axis {k} is fixed "
-                             f"at {d}, not {v}", note=f"the model declares {list(shapes[name])}; only its dynamic "
-                             f"dims can be set", hint=f"keep the static sizes, e.g. {name}="
-                             + ",".join(str(x if isinstance(x, int) and x > 0 else y)
-                                        for x, y in zip(shapes[name], shp)))
+                             f"at {d}, not {v}",
+                             note=f"the model declares {list(shapes[name])}; a shape (--shape or the manifest's "
+                                  f"input shape) only sets dynamic dims",
+                             hint=f"use {name}={example}, or ask for a reshape explicitly (--reshape, or "
+                                  f"[models.<name>.split] reshape = true); the proof then covers it")
     out = {}
     for name, dims in shapes.items():
         if name in overrides:
             out[name] = tuple(int(d) for d in overrides[name])
-            _check_size(name, out[name])
             continue
         dynamic = [k for k, d in enumerate(dims) if k > 0 and not (isinstance(d, int) and d > 0)]
         if dynamic:
@@ -79,20 +90,7 @@ def static_shapes(model: onnx.ModelProto, *, batch: int = 1,
                              hint=f"pass the size you deploy at: --shape {name}={example} (N = your size), or set "
                                   f"the input's shape in the manifest")
         out[name] = tuple(d if isinstance(d, int) and d > 0 else batch for d in dims)
-        _check_size(name, out[name])
     return out
-
-
-def _check_size(name: str, shape: Sequence[int]) -> None:
-    """Refuse absurd input sizes before anything is allocated (see :data:`hailo_qa.options.MAX_INPUT_ELEMENTS`)."""
-    from hailo_qa.options import MAX_INPUT_ELEMENTS, size_problem
-
-    why = size_problem(shape)
-    if why:
-        raise GraphError(f"input '{name}' would have shape {list(shape)}: {why}",
-                         note=f"expected positive dims below 2**31 and at most {MAX_INPUT_ELEMENTS:,} elements per "
-                              "input (the Hailo-8 takes one frame of a few megabytes)",
-                         hint="check --shape / --batch (or the manifest's split.batch)")
 
 
 def shape_computation_nodes(model: onnx.ModelProto) -> list[str]:
@@ -117,129 +115,131 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
                          hint="check the model with onnx.checker; pass explicit input shapes") from err
 
 
+PREPARATIONS = (
+    ("onnxslim", "constant folding, shape folding, eliminations; no fusions", {}),
+    ("onnxslim-fold-only", "constant and shape folding only (eliminations, subexpression merging and weight tying "
+                           "off)", {"skip_optimizations": ["graph_fusion", "subexpression_elimination",
+                                                            "weight_tying"]}),
+    ("none", "no simplifier: dynamic dims pinned only", None),
+)
+"""The preparations tried in order: when one changes what the model computes, the next (safer) one is used."""
+
+
+def _pin(model: onnx.ModelProto, static: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for i in out.graph.input:
+        if i.name in static:
+            for d, v in zip(i.type.tensor_type.shape.dim, static[i.name]):
+                d.Clear()
+                d.dim_value = int(v)
+    return out
+
+
+def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Mapping) -> onnx.ModelProto:
+    import onnxslim
+    from onnxslim.core.pattern.registry import DEFAULT_FUSION_PATTERNS
+
+    skip = [k for k in DEFAULT_FUSION_PATTERNS if k.startswith("Fusion")]
+    try:
+        out = onnxslim.slim(model, input_shapes=[f"{k}:{','.join(map(str, v))}" for k, v in static.items()],
+                            skip_fusion_patterns=skip, **extra)
+    except Exception as err:
+        raise GraphError(f"onnxslim could not simplify the model: {err.__class__.__name__}: {err}",
+                         note="expected a graph that folds once its inputs are static",
+                         hint="try --no-simplify, or pass explicit input shapes") from err
+    out.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
+    return out
+
+
+def prove_preparation(original: onnx.ModelProto, prepared: onnx.ModelProto, static: Mapping[str, Sequence[int]],
+                      *, seed: int = 0):
+    """The prepared model against the original on one seeded random input (ORT, optimizations and pre-packing
+    off); a difference is classified like the split proof's. Returns a :class:`~hailo_qa.graph.verify.ProofResult`
+    with ``what = "the preparation"``."""
+    import numpy as np
+
+    from hailo_qa.graph.verify import ProofResult, classify_difference, random_model_feeds, reference_model
+    from hailo_qa.evaluate.compare import compare_outputs
+    from hailo_qa.runners.onnxrt import OnnxrtRunner
+
+    ref = reference_model(original, static)
+    feeds = random_model_feeds(ref, np.random.default_rng(seed), shapes=static)
+    try:
+        with OnnxrtRunner(ref, name="original", optimize=False) as a:
+            want = a.infer(feeds)
+    except Exception as err:  # noqa: BLE001 - the original itself does not run on random data: nothing to prove
+        return ProofResult("skipped", (), explanation=f"the original model does not run on random inputs "
+                                                      f"({err.__class__.__name__})", what="the preparation")
+    try:
+        with OnnxrtRunner(prepared, name="prepared", optimize=False) as b:
+            result = compare_outputs(want, b.infer(feeds))
+    except Exception as err:  # noqa: BLE001 - a prepared graph ORT cannot run is a failed preparation
+        return ProofResult("mismatch", ("random[0]",), "random[0]", None,
+                           f"ONNX Runtime could not run the prepared graph ({err.__class__.__name__}: "
+                           f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else ''})",
+                           what="the preparation")
+    if result:
+        return ProofResult("bit-exact", ("random[0]",), what="the preparation")
+    cls = classify_difference(ref, prepared, feeds)
+    verdict = "kernel-last-bit" if cls.kind == "kernel" else "mismatch"
+    return ProofResult(verdict, ("random[0]",), "random[0]", result, cls.explanation, what="the preparation")
+
+
 def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequence[int]] | None = None,
-            simplify: bool = True) -> Prepared:
-    """Pin dynamic dims, fold constants and shape subgraphs (onnxslim, no fusions), infer shapes.
+            simplify: bool = True, reshape: bool = False, prove: bool = True) -> Prepared:
+    """Pin dynamic dims, fold constants and shape subgraphs (onnxslim, no fusions), infer shapes — and prove that
+    the prepared graph computes what the original does, falling back to a safer preparation when it does not
+    (:data:`PREPARATIONS`: eliminations off, then no simplifier); ``notes`` say what happened.
 
     Args:
         model: the original model.
         batch: size for a dynamic batch dim. Defaults to 1.
-        shapes: explicit static shapes per input. Defaults to pinning dynamic dims.
+        shapes: static shapes per input, for its dynamic dims. Defaults to pinning dynamic dims.
         simplify: run onnxslim. Defaults to True.
+        reshape: let ``shapes`` change static dims. Defaults to False.
+        prove: compare the prepared graph with the original. Defaults to True.
     """
     before = input_shapes(model)
-    static = static_shapes(model, batch=batch, overrides=shapes)
+    static = static_shapes(model, batch=batch, overrides=shapes, reshape=reshape)
     dynamic_raw = tuple(n for n, d in before.items() if any(not (isinstance(x, int) and x > 0) for x in d))
     shape_nodes = tuple(shape_computation_nodes(model))
-    notes = []
-    plain = _nothing_to_fold(model, shape_nodes) if simplify else None
-    if plain is not None:  # onnxslim would only turn Constant nodes into initializers: do that, skip its import
-        out = plain
-        for i in out.graph.input:
-            if i.name in static:
-                for d, v in zip(i.type.tensor_type.shape.dim, static[i.name]):
-                    d.Clear()
-                    d.dim_value = v
-        simplifier = "none needed (no shape subgraph, no foldable constants, no op onnxslim rewrites)"
-        notes.append(f"{len(shape_nodes)} shape-computation nodes in the original graph; "
-                     f"{len(model.graph.node)} → {len(out.graph.node)} nodes after folding")
-    elif simplify:
-        import onnxslim
-        from onnxslim.core.pattern.registry import DEFAULT_FUSION_PATTERNS
-
-        skip = [k for k in DEFAULT_FUSION_PATTERNS if k.startswith("Fusion")]
+    notes: list[str] = []
+    steps = PREPARATIONS if simplify else PREPARATIONS[-1:]
+    out = None
+    simplifier = "none"
+    proof = None
+    for k, (name, desc, extra) in enumerate(steps):
+        candidate = _pin(model, static) if extra is None else _slim(model, static, extra)
         try:
-            out = onnxslim.slim(model, input_shapes=[f"{k}:{','.join(map(str, v))}" for k, v in static.items()],
-                                skip_fusion_patterns=skip)
-        except Exception as err:
-            raise GraphError(f"onnxslim could not simplify the model: {err.__class__.__name__}: {err}",
-                             note="expected a graph that folds once its inputs are static",
-                             hint="try --no-simplify, or pass explicit input shapes") from err
-        out.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
-        simplifier = f"onnxslim {onnxslim.__version__} (constant folding, shape folding, eliminations; no fusions)"
+            candidate = infer_shapes(candidate)
+        except GraphError:
+            if k + 1 < len(steps):
+                notes.append(f"preparation '{name}' gave a graph whose shapes cannot be inferred; trying the next")
+                continue
+            raise
+        proof = prove_preparation(model, candidate, static) if prove else None
+        if proof is None or proof.ok or k + 1 == len(steps):
+            out = candidate
+            simplifier = (f"onnxslim {_slim_version()} ({desc})" if extra is not None else desc) \
+                if simplify else "none"
+            break
+        notes.append(f"preparation '{name}' changed what the model computes ({proof.error().what}); "
+                     f"fell back to a safer preparation")
+    assert out is not None
+    if simplify and simplifier.startswith("onnxslim"):
         notes.append(f"{len(shape_nodes)} shape-computation nodes in the original graph; "
                      f"{len(model.graph.node)} → {len(out.graph.node)} nodes after folding")
-    else:
-        out = onnx.ModelProto()
-        out.CopyFrom(model)
-        for i in out.graph.input:
-            if i.name in static:
-                for d, v in zip(i.type.tensor_type.shape.dim, static[i.name]):
-                    d.Clear()
-                    d.dim_value = v
-        simplifier = "none"
-    out = infer_shapes(out)
+    if proof is not None and proof.verdict == "kernel-last-bit":
+        notes.append(f"preparation proof: {proof.summary()}")
+    if proof is not None and not proof.ok:
+        raise proof.error()
     pinned = {n: (before[n], static[n]) for n in static if tuple(before[n]) != tuple(static[n])}
     return Prepared(out, pinned, shape_nodes, dynamic_raw, len(model.graph.node), len(out.graph.node), simplifier,
-                    tuple(notes))
+                    tuple(notes), proof.to_dict() if proof is not None else None)
 
 
-PLAIN_OPS = frozenset({
-    "Conv", "ConvTranspose", "Relu", "PRelu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu",
-    "Selu", "Softplus", "Clip", "Add", "Sub", "Mul", "Div", "MatMul", "Gemm", "MaxPool", "AveragePool",
-    "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Softmax", "LogSoftmax", "Flatten", "Round", "Floor",
-    "Ceil", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", "Constant",
-})
-"""Ops onnxslim has nothing to fold or eliminate in when their inputs are activations (a graph of only these, with
-no all-constant node and no shape subgraph, comes out of onnxslim with its Constant nodes turned into initializers
-and nothing else changed — tests/graph/test_prepare.py holds this against onnxslim on the registered and unseen
-models). Transpose, Reshape, Concat, Identity, Pad, Slice, ... are left out on purpose: onnxslim merges or drops
-them."""
+def _slim_version() -> str:
+    import onnxslim
 
-
-def _nothing_to_fold(model: onnx.ModelProto, shape_nodes: Sequence[str]) -> onnx.ModelProto | None:
-    """The model with its Constant nodes as initializers (equal ones merged) when that is all onnxslim would do,
-    else None.
-
-    Spares ``hailo-qa lint``/``split`` of a small plain model the import of onnxslim (and of ONNX Runtime, which
-    onnxslim's constant folding loads): most of their start-up time.
-    """
-    if shape_nodes or any(n.op_type not in PLAIN_OPS or n.domain not in ("", "ai.onnx") for n in model.graph.node):
-        return None
-    consts = {i.name for i in model.graph.initializer}
-    used = {t for n in model.graph.node for t in n.input} | {o.name for o in model.graph.output}
-    seen_nodes: set[tuple] = set()
-    for n in model.graph.node:
-        if any(o and o not in used for o in n.output):
-            return None  # a dead output: onnxslim would prune
-        if n.op_type == "Constant":
-            if len(n.attribute) != 1 or n.attribute[0].name != "value" or n.attribute[0].t.data_location:
-                return None
-            consts.update(n.output)
-            continue
-        if all((not i) or i in consts for i in n.input):
-            return None  # an all-constant node: onnxslim would fold it
-        sig = (n.op_type, tuple(n.input), tuple(a.SerializeToString() for a in n.attribute))
-        if sig in seen_nodes:
-            return None  # a repeated node: onnxslim would merge
-        seen_nodes.add(sig)
-
-    def key(t: onnx.TensorProto) -> tuple:
-        return (t.data_type, tuple(t.dims), onnx.numpy_helper.to_array(t).tobytes())
-
-    if len({key(i) for i in model.graph.initializer}) != len(model.graph.initializer):
-        return None  # equal initializers: onnxslim would merge them
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    first: dict[tuple, str] = {}
-    rename: dict[str, str] = {}
-    for n in out.graph.node:
-        if n.op_type == "Constant":
-            t = onnx.TensorProto()
-            t.CopyFrom(n.attribute[0].t)
-            k = key(t)
-            if k in first:
-                rename[n.output[0]] = first[k]
-                continue
-            first[k] = t.name = n.output[0]
-            out.graph.initializer.append(t)
-    if set(first) & {key(i) for i in model.graph.initializer} or set(rename) & {o.name for o in out.graph.output}:
-        return None
-    kept = [n for n in out.graph.node if n.op_type != "Constant"]
-    for n in kept:
-        for k, i in enumerate(n.input):
-            if i in rename:
-                n.input[k] = rename[i]
-    del out.graph.node[:]
-    out.graph.node.extend(kept)
-    return out
+    return onnxslim.__version__

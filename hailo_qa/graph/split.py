@@ -30,7 +30,7 @@ from hailo_qa.graph.lint import classify, pick_image_inputs
 from hailo_qa.graph.prepare import prepare
 from hailo_qa.graph.rules import Verdict, load_rules
 
-SPLIT_FORMAT = 1
+SPLIT_FORMAT = 2
 """Bumped when the split algorithm changes, so cached splits are recomputed."""
 
 
@@ -155,7 +155,8 @@ def _verdict_map(verdicts: Sequence[Verdict]) -> dict[str, Verdict]:
 def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] = (), end_nodes: Sequence[str] = (),
                      batch: int = 1, shapes: Mapping[str, Sequence[int]] | None = None,
                      image_inputs: Sequence[str] | None = None, allow_rejected: bool = False,
-                     rules_path: str | None = None, use_dfc: bool = False) -> SplitResult:
+                     rules_path: str | None = None, use_dfc: bool = False, simplify: bool = True,
+                     reshape: bool = False, cut_patterns: bool = True) -> SplitResult:
     """Split a model into a device Stage 1 and a host Stage 2.
 
     Args:
@@ -169,6 +170,10 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
         rules_path: alternative rule table. Defaults to the packaged Hailo-8 rules.
         use_dfc: for an automatic split, ask the installed DFC parser first; when it recommends end nodes
             (``ParsingWithRecommendationException``), they take precedence over the rule table. Defaults to False.
+        simplify: fold constants and shapes with onnxslim (proven; see :func:`~hailo_qa.graph.prepare.prepare`).
+            Defaults to True.
+        reshape: let ``shapes`` change static dims. Defaults to False.
+        cut_patterns: also offer a Model Zoo-style cut for a recognised family (report only). Defaults to True.
 
     Raises:
         InputFileError: the model cannot be loaded. GraphError: bad cut names, a cut that does not separate the
@@ -176,7 +181,7 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
     """
     source = str(model) if not isinstance(model, onnx.ModelProto) else (model.graph.name or "<model>")
     original = load_onnx(model) if not isinstance(model, onnx.ModelProto) else model
-    prep = prepare(original, batch=batch, shapes=shapes)
+    prep = prepare(original, batch=batch, shapes=shapes, simplify=simplify, reshape=reshape)
     pm = prep.model
     g = GraphIndex(pm)
     imgs = pick_image_inputs(g, image_inputs, source=source)
@@ -328,7 +333,8 @@ def _report(source, original, prep, mode, imgs, s1_nodes, s2_nodes, bounds, stag
         "rules": "hailo-qa Hailo-8 rule table (approximation of the DFC parser)",
         "preparation": {"pinned": {k: {"from": list(a), "to": list(b)} for k, (a, b) in prep.pinned.items()},
                         "shape_computation_nodes": len(prep.shape_nodes_raw), "simplifier": prep.simplifier,
-                        "nodes_before": prep.nodes_before, "nodes_after": prep.nodes_after},
+                        "nodes_before": prep.nodes_before, "nodes_after": prep.nodes_after,
+                        "proof": prep.proof, "notes": list(prep.notes)},
         "stage1": {"inputs": list(imgs), "nodes": len(s1_nodes), "ops": _ops(s1_nodes),
                    "outputs": [b.name for b in bounds]},
         "stage2": {"inputs": list(stage2_inputs), "nodes": len(s2_nodes), "ops": _ops(s2_nodes)},
@@ -345,7 +351,12 @@ def render_report(report: Mapping[str, Any]) -> str:
              f"- rules: {report['rules']}",
              f"- preparation: {report['preparation']['simplifier']}; "
              f"{report['preparation']['nodes_before']} → {report['preparation']['nodes_after']} nodes; pinned "
-             + (", ".join(f"{k} {v['from']}→{v['to']}" for k, v in report["preparation"]["pinned"].items()) or "none"),
+             + (", ".join(f"{k} {v['from']}→{v['to']}" for k, v in report["preparation"]["pinned"].items()) or "none")
+             + (f"; proven against the original: {report['preparation']['proof']['summary']}"
+                if report["preparation"].get("proof") else ""),
+             *(f"- preparation note: {n}" for n in report["preparation"].get("notes", [])
+               if "fell back" in n or "proof" in n),
+             *([f"- equivalence proof: {report['proof']['summary']}"] if report.get("proof") else []),
              f"- Stage 1 (device): {s1['nodes']} nodes, input {s1['inputs']}, ops "
              + ", ".join(f"{k}×{v}" for k, v in s1["ops"].items()),
              f"- Stage 2 (host): {s2['nodes']} nodes, inputs {len(s2['inputs'])}, ops "
@@ -390,24 +401,37 @@ def load_stages(out_dir: str | Path) -> SplitResult:
                        d / "stage2.onnx")
 
 
-def split_for_model(spec, work_dir: str | Path) -> SplitResult:
+def split_dir_for_model(spec, work_dir: str | Path, *, simplify: bool | None = None) -> Path:
+    """Where :func:`split_for_model` caches the split of ``spec``."""
+    shapes = {i.name: list(i.shape) for i in spec.inputs}
+    simplify = spec.split.simplify if simplify is None else simplify
+    key_src = json.dumps({"sha": sha256_file(spec.file), "split": dataclasses.asdict(spec.split), "shapes": shapes,
+                          "images": [i.name for i in spec.device_inputs], "format": SPLIT_FORMAT,
+                          "simplify": simplify}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    return Path(work_dir) / "splits" / f"{spec.name}-{key}"
+
+
+def split_for_model(spec, work_dir: str | Path, *, simplify: bool | None = None) -> SplitResult:
     """The split of a manifest model, cached on disk under ``work_dir/splits`` (safe under pytest-xdist).
 
-    The cache key covers the model file's sha256, the split spec, the input shapes and :data:`SPLIT_FORMAT`.
+    The cache key covers the model file's sha256, the split spec, the input shapes, ``simplify`` and
+    :data:`SPLIT_FORMAT`.
+
+    Args:
+        simplify: override the manifest's ``split.simplify`` (``--no-simplify``). Defaults to the manifest's.
     """
     if spec.file is None:
         raise GraphError(f"model '{spec.name}' has no ONNX file to split", note="expected 'file' in the manifest")
     shapes = {i.name: list(i.shape) for i in spec.inputs}
-    key_src = json.dumps({"sha": sha256_file(spec.file), "split": dataclasses.asdict(spec.split), "shapes": shapes,
-                          "images": [i.name for i in spec.device_inputs], "format": SPLIT_FORMAT}, sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    final = Path(work_dir) / "splits" / f"{spec.name}-{key}"
+    simplify = spec.split.simplify if simplify is None else simplify
+    final = split_dir_for_model(spec, work_dir, simplify=simplify)
     if (final / "split_report.json").is_file():
         return load_stages(final)
     try:
         result = stages_from_onnx(spec.file, cut=spec.split.cut, end_nodes=spec.split.end_nodes,
-                                  batch=spec.split.batch, shapes=shapes,
-                                  image_inputs=[i.name for i in spec.device_inputs])
+                                  batch=spec.split.batch, shapes=shapes, reshape=spec.split.reshape,
+                                  image_inputs=[i.name for i in spec.device_inputs], simplify=simplify)
     except GraphError as err:
         raise err.with_context(f"{spec.name} | split")
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -422,3 +446,9 @@ def split_for_model(spec, work_dir: str | Path) -> SplitResult:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return load_stages(final)
+
+
+def discard_split(split: SplitResult) -> None:
+    """Remove a cached split's files (after a failed proof, so no stage files that look valid stay behind)."""
+    if split.stage1_path is not None:
+        shutil.rmtree(split.stage1_path.parent, ignore_errors=True)

@@ -50,40 +50,38 @@ class ModelValidation:
         return dataclasses.asdict(self)
 
 
-def _proof(spec: ModelSpec, split, n_random: int, seed: int) -> tuple[bool, int, str]:
-    from hailo_qa.graph.verify import compare_split, proof_runners
+def _proof(spec: ModelSpec, split, n_random: int, seed: int):
+    """The proof on the registered samples and ``n_random`` random in-range inputs (a ProofResult)."""
+    from hailo_qa.graph.verify import prove, reference_model
     from hailo_qa.inputs import host_feeds, random_feeds, sample_feeds
 
     rng = np.random.default_rng(seed)
     feeds = sample_feeds(spec) + [(f"random[{k}]", random_feeds(spec, rng)) for k in range(n_random)]
-    full_r, pipe_r = proof_runners(spec.file, split, host_feeds=host_feeds(spec))
-    with full_r as full, pipe_r as pipe:
-        for name, f in feeds:
-            result = compare_split(full, pipe, f, atol=spec.split.atol)
-            if not result:
-                return False, len(feeds), f"differs on '{name}':\n{result}"
-    return True, len(feeds), ""
+    ref = reference_model(spec.file, {i.name: i.shape for i in spec.inputs} if spec.split.reshape else None)
+    return prove(ref, split, feeds, atol=spec.split.atol, host_feeds=host_feeds(spec))
 
 
 def validate_model(spec: ModelSpec, *, work_dir: Path, config: str = "int8", calib_size: int | None = None,
                    backend: str = "auto", n_random: int = 2, seed: int = 0, reraise: bool = False,
-                   variant=None) -> ModelValidation:
+                   variant=None, simplify: bool | None = None) -> ModelValidation:
     """Validate one manifest model (or one of its variants). Never raises: a :class:`QAError` — or any other
     exception, an internal error, unless ``reraise`` (``--debug``) — becomes a ``fail`` with its step, so one model
-    (or variant) cannot sink the others."""
+    (or variant) cannot sink the others. ``simplify`` overrides the manifest's ``split.simplify``
+    (``--no-simplify``)."""
     if variant is not None:
         r = _validate(spec, work_dir=work_dir, config=variant.precision or config,
                       calib_size=variant.calib_size or calib_size, backend=backend, n_random=n_random, seed=seed,
-                      reraise=reraise, variant=variant)
+                      reraise=reraise, variant=variant, simplify=simplify)
         return dataclasses.replace(r, model=f"{spec.name}[{variant.id}]", variant=variant.id, spec_name=spec.name,
                                    config=variant.precision)
     return dataclasses.replace(_validate(spec, work_dir=work_dir, config=config, calib_size=calib_size,
-                                         backend=backend, n_random=n_random, seed=seed, reraise=reraise),
+                                         backend=backend, n_random=n_random, seed=seed, reraise=reraise,
+                                         simplify=simplify),
                                spec_name=spec.name, config=config)
 
 
 def _validate(spec: ModelSpec, *, work_dir: Path, config: str, calib_size: int | None, backend: str, n_random: int,
-              seed: int, reraise: bool = False, variant=None) -> ModelValidation:
+              seed: int, reraise: bool = False, variant=None, simplify: bool | None = None) -> ModelValidation:
     t0 = time.perf_counter()
     if not spec.available:
         return ModelValidation(spec.name, "skip", notes=(spec.unavailable,))
@@ -117,15 +115,21 @@ def _validate(spec: ModelSpec, *, work_dir: Path, config: str, calib_size: int |
         from hailo_qa.graph.split import split_for_model
         from hailo_qa.quant.evaluation import evaluate_quantization
 
-        split = split_for_model(spec, work_dir)
+        split = split_for_model(spec, work_dir, simplify=simplify)
         figures["stage1_nodes"] = split.report["stage1"]["nodes"]
         figures["stage2_nodes"] = split.report["stage2"]["nodes"]
         figures["boundary_tensors"] = len(split.boundary)
         step = "proof"
-        ok, n, why = _proof(spec, split, n_random, seed)
-        figures["proof_inputs"] = n
-        if not ok:
-            return ModelValidation(spec.name, "fail", figures, tuple(notes), "proof", why,
+        proof = _proof(spec, split, n_random, seed)
+        figures["proof_inputs"] = len(proof.inputs)
+        if proof.verdict == "kernel-last-bit":
+            notes.append(f"proof: {proof.summary()}")
+        if not proof:
+            from hailo_qa.graph.split import discard_split
+
+            discard_split(split)  # no cached stage files that look valid stay behind
+            return ModelValidation(spec.name, "fail", figures, tuple(notes), "proof",
+                                   str(proof.error().with_context(f"{spec.name} | proof")),
                                    seconds=time.perf_counter() - t0)
         step = "emulate"
         q = evaluate_quantization(spec, config=config, calib_size=calib_size or spec.calibration.sizes[0],
@@ -167,7 +171,8 @@ def jobs(models: Sequence[ModelSpec]) -> list[tuple[ModelSpec, Any]]:
 
 def validate(models: Sequence[ModelSpec], *, work_dir: Path, config: str = "int8", calib_size: int | None = None,
              backend: str = "auto", progress: Callable[[str], None] | None = None,
-             reraise: bool = False) -> list[ModelValidation]:
+             reraise: bool = False, simplify: bool | None = None) -> list[ModelValidation]:
+    """:func:`validate_model` for every model and variant (one failure never stops the others)."""
     out = []
     todo = jobs(models)
     for i, (spec, variant) in enumerate(todo, 1):
@@ -175,7 +180,7 @@ def validate(models: Sequence[ModelSpec], *, work_dir: Path, config: str = "int8
         if progress:
             progress(f"[{i}/{len(todo)}] {name} …")
         out.append(validate_model(spec, work_dir=work_dir, config=config, calib_size=calib_size, backend=backend,
-                                  reraise=reraise, variant=variant))
+                                  reraise=reraise, variant=variant, simplify=simplify))
         if progress:
             r = out[-1]
             progress(f"[{i}/{len(todo)}] {name}: {r.status}"

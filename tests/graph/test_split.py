@@ -85,9 +85,12 @@ def test_proof_can_fail(tmp_path):
             n.op_type = "ReduceMin"
     onnx.save(s2, str(r.stage2_path))
     result = verify_split(m, load_stages(tmp_path), n=1)
-    assert not result
-    text = str(result)
-    assert "vals" in text and "max" in text.lower()
+    assert not result and result.verdict == "mismatch"
+    err = result.error()
+    text = str(err)
+    assert text.startswith("MISMATCH: the split is not equivalent to the model on 'random[0]': output 'vals' at index")
+    assert "model " in err.what and "Stage 2(Stage 1(x))" in err.what
+    assert "a real difference" in err.note and "float64" in err.note and err.hint
 
 
 def test_written_report_is_complete(tmp_path):

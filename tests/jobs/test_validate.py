@@ -128,3 +128,16 @@ def test_each_variant_is_validated_and_fails_alone_and_every_run_keeps_its_summa
     docs = [json.loads(p.read_text()) for p in (first, second)]
     assert docs[0]["run_id"] != docs[1]["run_id"] and not docs[0]["ok"]
     assert [r["status"] for r in docs[0]["results"]] == ["pass", "fail", "skip"]
+
+
+def test_json_is_the_only_thing_on_stdout(manifest, tmp_path, capsys):
+    import json
+
+    path = manifest(snr=5.0)
+    rc = main(["validate", "--manifest", str(path), "--history", str(tmp_path / "h.sqlite"), "--work-dir",
+               str(tmp_path / "w"), "--json", "--no-simplify", "--models", "onet,badcut"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    doc = json.loads(cap.out)  # one valid JSON document, nothing else
+    assert [r["model"] for r in doc] == ["onet", "badcut"] and doc[0]["status"] == "pass"
+    assert "validate: 1 passed, 1 failed" in cap.err and "recorded in" in cap.err
