@@ -181,16 +181,24 @@ def check_slice_axes(g, node, c):
     rank = _rank(g, node.input[0])
     if rank is None:
         return False, "rank unknown"
+    if rank > c.get("max_rank", rank):
+        return False, f"rank {rank} (max {c['max_rank']})"
     axes = g.const_value(node.input[3]) if len(node.input) > 3 and node.input[3] else None
     starts = g.const_value(node.input[1]) if len(node.input) > 1 else None
     if axes is None:
         axes = list(range(len(starts))) if starts is not None else attr(node, "axes", [])
     axes = _norm([int(a) for a in list(axes)], rank)
     steps = g.const_value(node.input[4]) if len(node.input) > 4 and node.input[4] else None
-    if steps is not None and any(int(s) != 1 for s in steps.reshape(-1)):
-        return False, f"steps={steps.tolist()} (only step 1)"
+    steps = [1] * len(axes) if steps is None else [int(s) for s in steps.reshape(-1)]
     allowed = set(c["rank4"]) if rank == 4 else ({rank - 1} if c.get("other") == "last" else set(c["other"]))
-    return set(axes) <= allowed, f"axes={axes} on rank {rank} (allowed {sorted(allowed)})"
+    if not set(axes) <= allowed:
+        return False, f"axes={axes} on rank {rank} (allowed {sorted(allowed)})"
+    strided = {int(k): [int(v) for v in vs] for k, vs in c.get("rank4_steps", {}).items()} if rank == 4 else {}
+    for a, st in zip(axes, steps):
+        if st != 1 and st not in strided.get(a, []):
+            return False, (f"step {st} on axis {a} (only step 1"
+                           + (f"; steps {strided} on the spatial axes of a 4-D map" if strided else "") + ")")
+    return True, f"axes={axes} steps={steps} on rank {rank}"
 
 
 CHECKS: dict[str, Callable] = {

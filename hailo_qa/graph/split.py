@@ -29,6 +29,7 @@ from hailo_qa.graph.io import load_onnx, sha256_file, sha256_model
 from hailo_qa.graph.lint import classify, pick_image_inputs
 from hailo_qa.graph.prepare import prepare
 from hailo_qa.graph.rules import Verdict, load_rules
+from hailo_qa.graph.zoo import find_zoo_cut
 
 SPLIT_FORMAT = 2
 """Bumped when the split algorithm changes, so cached splits are recomputed."""
@@ -173,7 +174,9 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
         simplify: fold constants and shapes with onnxslim (proven; see :func:`~hailo_qa.graph.prepare.prepare`).
             Defaults to True.
         reshape: let ``shapes`` change static dims. Defaults to False.
-        cut_patterns: also offer a Model Zoo-style cut for a recognised family (report only). Defaults to True.
+        cut_patterns: for an automatic split of a recognised detector family (:mod:`hailo_qa.graph.zoo`), cut at
+            the Model Zoo's end nodes, with the largest device stage reported beside it (``report["candidates"]``).
+            Defaults to True; False gives the largest device stage.
 
     Raises:
         InputFileError: the model cannot be loaded. GraphError: bad cut names, a cut that does not separate the
@@ -196,6 +199,31 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
         if verdict.recommended_end_nodes:
             end_nodes, allow_rejected = tuple(verdict.recommended_end_nodes), True
             dfc_note = f"end nodes recommended by the DFC parser ({verdict.backend})"
+    if cut or end_nodes:
+        return _cut(source, original, prep, g, imgs, verdicts, vmap, cut=cut, end_nodes=end_nodes,
+                    allow_rejected=allow_rejected, dfc_note=dfc_note)
+    largest = _cut(source, original, prep, g, imgs, verdicts, vmap)
+    zoo = find_zoo_cut(g) if cut_patterns else None
+    if zoo is None:
+        return largest
+    try:
+        zoo_split = _cut(source, original, prep, g, imgs, verdicts, vmap, end_nodes=zoo.end_nodes,
+                         zoo=zoo)
+    except GraphError as err:  # the rules reject part of the Zoo's Stage 1: keep the largest stage, say why
+        largest.report["zoo"] = {**zoo.to_dict(), "offered": False, "why_not": err.what}
+        largest.report["candidates"] = [_candidate("largest device stage", largest, g, chosen=True)]
+        return largest
+    cands = [_candidate("largest device stage", largest, g, chosen=False),
+             _candidate(f"Model Zoo cut ({zoo.family.name})", zoo_split, g, chosen=True)]
+    zoo_split.report["zoo"] = {**zoo.to_dict(), "offered": True}
+    zoo_split.report["candidates"] = cands
+    return zoo_split
+
+
+def _cut(source, original, prep, g: GraphIndex, imgs, verdicts, vmap, *, cut: Sequence[str] = (),
+         end_nodes: Sequence[str] = (), allow_rejected: bool = False, dfc_note: str = "", zoo=None) -> SplitResult:
+    """One split of the prepared graph: explicit (``cut``/``end_nodes``) or the largest device stage."""
+    pm = prep.model
     explicit = bool(cut or end_nodes)
 
     if explicit:
@@ -282,18 +310,60 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
     for b in used_boundary:
         info = g.info(b)
         prod = g.producer[b]
-        why = _why(b, consumers[b], vmap, g, explicit)
+        why = (f"Model Zoo end node ({zoo.family.name}: {zoo.family.zoo[0].split(' ')[0]})" if zoo is not None
+               else _why(b, consumers[b], vmap, g, explicit))
         bounds.append(Boundary(b, tuple(int(d) for d in info.shape), info.dtype_name, g.name(prod), prod.op_type,
                                tuple(consumers[b]), why))
     s2_nodes = [n for n in g.nodes if id(n) in s2_ids]
     if dfc_note:
         mode = "dfc"
+    if zoo is not None:
+        mode = "zoo"
     report = _report(source, original, prep, mode, imgs, s1_nodes, s2_nodes, bounds, stage2_inputs, vmap, g,
                      rejected)
     if dfc_note:
         report["dfc"] = dfc_note
     return SplitResult(source, mode, stage1, stage2, (s1_in[0],), tuple(stage2_inputs), tuple(g.outputs),
                        tuple(bounds), report)
+
+
+def _macs(g: GraphIndex, node: onnx.NodeProto) -> int:
+    """Multiply-accumulates of a Conv/ConvTranspose/MatMul/Gemm node (0 for other ops or unknown shapes)."""
+    try:
+        if node.op_type in ("Conv", "ConvTranspose"):
+            w = g.info(node.input[1]).shape
+            out = g.info(node.output[0]).shape
+            n = 1
+            for d in out:
+                n *= int(d)
+            k = 1
+            for d in w[1:]:
+                k *= int(d)
+            return n * k
+        if node.op_type in ("MatMul", "Gemm"):
+            a = g.info(node.input[0]).shape
+            out = g.info(node.output[0]).shape
+            n = 1
+            for d in out:
+                n *= int(d)
+            kdim = a[-1] if not (node.op_type == "Gemm" and any(x.name == "transA" and x.i for x in node.attribute)) \
+                else a[0]
+            return n * int(kdim)
+    except (TypeError, ValueError, IndexError):
+        return 0
+    return 0
+
+
+def _candidate(label: str, r: SplitResult, g: GraphIndex, *, chosen: bool) -> dict[str, Any]:
+    """One cut for the side-by-side table: boundary, device/host node counts and the host's compute."""
+    host = set(r.report.get("stage2_node_names", ()))
+    dev = set(r.report.get("stage1_node_names", ()))
+    return {"label": label, "chosen": chosen, "mode": r.mode,
+            "boundary": [{"name": b.name, "shape": list(b.shape), "producer": b.producer} for b in r.boundary],
+            "stage1_nodes": r.report["stage1"]["nodes"], "stage2_nodes": r.report["stage2"]["nodes"],
+            "stage1_macs": sum(_macs(g, n) for n in g.nodes if g.name(n) in dev),
+            "host_macs": sum(_macs(g, n) for n in g.nodes if g.name(n) in host),
+            "host_ops": r.report["stage2"]["ops"]}
 
 
 def _stage2_reads(g: GraphIndex, s2_ids: set[int]) -> set[str]:
@@ -341,6 +411,8 @@ def _report(source, original, prep, mode, imgs, s1_nodes, s2_nodes, bounds, stag
         "boundary": [dataclasses.asdict(b) for b in bounds],
         "host_ops": host_rejected,
         "stage1_rejected_allowed": [v.node for v in rejected],
+        "stage1_node_names": [g.name(n) for n in s1_nodes],
+        "stage2_node_names": [g.name(n) for n in s2_nodes],
     }
 
 
@@ -366,6 +438,23 @@ def render_report(report: Mapping[str, Any]) -> str:
     for b in report["boundary"]:
         lines.append(f"| `{b['name']}` | {list(b['shape'])} | {b['dtype']} | {b['producer']} ({b['producer_op']}) "
                      f"| {b['reason']} |")
+    if report.get("zoo"):
+        z = report["zoo"]
+        lines += ["", f"## Model Zoo cut ({z['family']})", "", f"- {z['description']}",
+                  *(f"- from `{src}`" for src in z["zoo"]),
+                  f"- end nodes: {', '.join(f'`{n}`' for n in z['end_nodes'])}"]
+        if not z.get("offered"):
+            lines.append(f"- not used: {z.get('why_not', '')}")
+    if report.get("candidates"):
+        lines += ["", "## Cuts side by side", "",
+                  "| cut | boundary | device nodes | host nodes | host MACs | INT8 error (SNR dB) |", "|---|---|---|---|---|---|"]
+        for c in report["candidates"]:
+            bnd = ", ".join(f"`{b['name']}` {b['shape']}" for b in c["boundary"][:6]) + (
+                f" (+{len(c['boundary']) - 6})" if len(c["boundary"]) > 6 else "")
+            snr = c.get("int8_snr_db")
+            lines.append(f"| {'**' + c['label'] + '** (chosen)' if c['chosen'] else c['label']} | {bnd} "
+                         f"| {c['stage1_nodes']} | {c['stage2_nodes']} | {c['host_macs']:,} "
+                         f"| {'-' if snr is None else f'{snr:.1f}'} |")
     if report["host_ops"]:
         lines += ["", "## Ops left on the host (rejected by the rules)", ""]
         lines += [f"- **{op}**: {why}" for op, why in report["host_ops"].items()]

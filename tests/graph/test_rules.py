@@ -62,3 +62,29 @@ def test_unknown_op_is_not_assumed_supported():
 def test_dynamic_shapes_are_rejected():
     v = _one("Relu", [("x", ["N", 4, 5, 5])], None)
     assert not v.ok and v.rule == "generic:static_shape"
+
+
+def _slice(shape, axes, steps, starts=None, ends=None):
+    n = len(axes)
+    inits = [nh.from_array(np.array(starts or [0] * n, np.int64), "s"),
+             nh.from_array(np.array(ends or [2**62] * n, np.int64), "e"),
+             nh.from_array(np.array(axes, np.int64), "a"), nh.from_array(np.array(steps, np.int64), "st")]
+    return _one("Slice", [("x", shape)], None, inits=inits)
+
+
+@pytest.mark.parametrize("axes,steps", [([2], [2]), ([3], [2]), ([2, 3], [2, 2])])
+def test_focus_stem_strided_slices_run_on_the_device(axes, steps):
+    """YOLOv5/YOLOX 'Focus': x[..., ::2, ::2] and friends, space-to-depth by slicing (the Zoo compiles it)."""
+    v = _slice([1, 3, 64, 64], axes, steps)
+    assert v.ok, v.reason
+
+
+@pytest.mark.parametrize("shape,axes,steps,why", [
+    ([1, 3, 64, 64], [1], [2], "step 2 on axis 1"),  # strided on channels
+    ([1, 3, 64, 64], [2], [3], "step 3 on axis 2"),
+    ([1, 3, 4, 8, 85], [4], [1], "rank 5"),  # the seed's parser rejected exactly this
+    ([1, 3, 4, 8, 85], [2], [1], "rank 5"),
+])
+def test_other_strided_and_rank5_slices_are_rejected(shape, axes, steps, why):
+    v = _slice(shape, axes, steps)
+    assert not v.ok and why in v.reason, v.reason

@@ -1,0 +1,125 @@
+"""Model Zoo cut points: recognise a detector family and find the end nodes Hailo's Model Zoo parses it to.
+
+The families are data (``zoo_cuts.toml``), each with the ``hailo-ai/hailo_model_zoo`` configuration it comes from.
+The split offers the family's cut beside the largest device stage (:func:`hailo_qa.graph.split.stages_from_onnx`):
+for YOLOv8 the six final head convolutions, where Hailo's on-chip ``nms_postprocess`` attaches.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from hailo_qa.errors import InternalError
+from hailo_qa.graph.index import GraphIndex
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STRATEGIES = ("names", "head_convs", "output_producers")
+LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Concat", "Flatten", "Squeeze", "Unsqueeze", "Sigmoid", "Softmax",
+                        "Identity"})
+"""Ops :data:`head_convs` walks back through from an output to its head convolution."""
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    description: str
+    zoo: tuple[str, ...]
+    strategy: str
+    end_nodes: tuple[str, ...] = ()
+    then: Mapping[str, str] | None = None
+    min_matches: int = 1
+    outputs: str = ""
+    decode: str = ""
+
+
+@dataclass(frozen=True)
+class ZooCut:
+    """A recognised family and its Model Zoo end nodes in one graph."""
+
+    family: Family
+    end_nodes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family.name, "description": self.family.description, "zoo": list(self.family.zoo),
+                "end_nodes": list(self.end_nodes), "decode": self.family.decode}
+
+
+@functools.cache
+def load_families(path: str | None = None) -> tuple[Family, ...]:
+    """The family table. Defaults to the packaged ``zoo_cuts.toml``."""
+    from pathlib import Path
+
+    text = (Path(path).read_text(encoding="utf-8") if path else
+            resources.files("hailo_qa.graph").joinpath("zoo_cuts.toml").read_text(encoding="utf-8"))
+    out = []
+    for name, f in tomllib.loads(text).get("families", {}).items():
+        unknown = set(f) - {"description", "zoo", "strategy", "end_nodes", "then", "min_matches", "outputs", "decode"}
+        if unknown or f.get("strategy") not in STRATEGIES or not f.get("zoo"):
+            raise InternalError(f"zoo_cuts.toml: bad family {name} (unknown keys {unknown}, strategy "
+                                f"{f.get('strategy')}, zoo source {f.get('zoo')})")
+        out.append(Family(name, f.get("description", ""), tuple(f["zoo"]), f["strategy"], tuple(f.get("end_nodes", ())),
+                          dict(f.get("then", {})) or None, int(f.get("min_matches", 1)), f.get("outputs", ""),
+                          f.get("decode", "")))
+    return tuple(out)
+
+
+def _names_cut(g: GraphIndex, fam: Family) -> list[str]:
+    pats = [re.compile(p) for p in fam.end_nodes]
+    found = []
+    for n in g.topo_nodes():
+        name = g.name(n)
+        if not any(p.search(name) for p in pats):
+            continue
+        for rx, op in (fam.then or {}).items():
+            if re.search(rx, name):
+                cons = [c for o in n.output for c in g.consumers.get(o, [])]
+                if len(cons) == 1 and cons[0].op_type == op:
+                    n = cons[0]
+        found.append(g.name(n))
+    return list(dict.fromkeys(found))
+
+
+def _head_convs(g: GraphIndex, outputs: Sequence[str]) -> list[str]:
+    found = []
+    for out in outputs:
+        todo, seen = [out], set()
+        while todo:
+            t = todo.pop()
+            if t in seen or t not in g.producer:
+                continue
+            seen.add(t)
+            n = g.producer[t]
+            if n.op_type in ("Conv", "ConvTranspose"):
+                found.append(g.name(n))
+            elif n.op_type in LAYOUT_OPS:
+                todo.extend(i for i in n.input if i and i not in g.constants)
+    return list(dict.fromkeys(found))
+
+
+def find_zoo_cut(g: GraphIndex, families: Sequence[Family] | None = None) -> ZooCut | None:
+    """The first family ``g`` belongs to, with its end nodes in ``g``; None when no family matches."""
+    for fam in families if families is not None else load_families():
+        if fam.outputs and not all(re.search(fam.outputs, o) for o in g.outputs):
+            continue
+        if fam.strategy == "names":
+            nodes = _names_cut(g, fam)
+            if len(nodes) >= fam.min_matches:
+                return ZooCut(fam, tuple(nodes))
+        elif fam.strategy == "head_convs":
+            nodes = _head_convs(g, g.outputs)
+            if len(nodes) >= fam.min_matches:
+                return ZooCut(fam, tuple(nodes))
+        else:
+            nodes = list(dict.fromkeys(g.name(g.producer[o]) for o in g.outputs if o in g.producer))
+            if len(nodes) >= fam.min_matches:
+                return ZooCut(fam, tuple(nodes))
+    return None
