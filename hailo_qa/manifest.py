@@ -124,12 +124,18 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class CalibrationSpec:
-    """Where calibration data comes from: a directory of .npy, an image folder/glob, an .npz, or ``samples``."""
+    """Where calibration data comes from: a directory of .npy, an image folder/glob, an .npz, or ``samples``.
+
+    ``max_samples`` caps the real samples drawn (no cap by default); ``augment = true`` opts in to filling a
+    requested size larger than the real samples with seeded augmentations (off by default: the set is then smaller
+    than requested and says so).
+    """
 
     source: str = "samples"
-    max_samples: int = 64
+    max_samples: int | None = None
     seed: int = 0
     sizes: tuple[int, ...] = (64,)
+    augment: bool = False
 
 
 @dataclass(frozen=True)
@@ -694,8 +700,11 @@ def _model(name: str, raw, path: Path, base: Path, family: tuple[str, str] = (""
                             hint=f"add justification = \"why the pieces can differ\" to [{where}.split]")
 
     cr = _Reader(r.get("calibration", dict, {}), f"{where}.calibration", path)
-    calib = CalibrationSpec(source=cr.get("source", str, "samples"), max_samples=cr.get("max_samples", int, 64),
-                            seed=cr.get("seed", int, 0), sizes=cr.numbers("sizes", (64,), ints=True))
+    calib = CalibrationSpec(source=cr.get("source", str, "samples"), max_samples=cr.get("max_samples", int, None),
+                            seed=cr.get("seed", int, 0), sizes=cr.numbers("sizes", (64,), ints=True),
+                            augment=cr.get("augment", bool, False))
+    if calib.max_samples is not None and calib.max_samples < 1:
+        raise cr._err("max_samples", f"is {calib.max_samples}", note="expected a positive cap, or no key (no cap)")
     cr.done()
     _check_calibration(calib, cr)
 

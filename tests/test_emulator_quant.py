@@ -31,7 +31,5 @@ def test_emulator_quant(hqa_model, hqa_precision, hqa_calib_size, hqa_split, hqa
                            extra={"int16_layers": list(result.int16_layers), "eval_inputs": list(result.eval_inputs)})
     table = result.table()
     print(table)
-    section = f"emulator.{hqa_precision}"
-    assert model.threshold(section, "min_snr_db") is not None, (
-        f"{model.name}: no thresholds.{section}.min_snr_db in the manifest: measure and set it\n{table}")
+    # the same gates as hailo-qa validate (result.failed): a metric without a manifest gate is reported, not failed
     assert not result.failed, f"{model.name}: {', '.join(result.failed)} below threshold\n{table}"

@@ -128,9 +128,21 @@ class CompileSummary:
 _atomic_write = atomic_write
 
 
+class CalibArray(np.ndarray):
+    """An NHWC calibration array that knows how many of its samples are real (``real_samples``); the rest are
+    augmented. The DFC's "fewer than 1024 samples" level drop is predicted from the real ones only."""
+
+    real_samples: int | None = None
+
+    def __array_finalize__(self, obj) -> None:
+        self.real_samples = getattr(obj, "real_samples", None)
+
+
 def _calib_count(calib: Calib) -> int:
+    """Real calibration samples (augmented copies do not count towards the DFC's 1024)."""
     arr = next(iter(calib.values())) if isinstance(calib, Mapping) else calib
-    return int(np.asarray(arr).shape[0])
+    real = getattr(arr, "real_samples", None)
+    return int(real) if real is not None else int(np.asarray(arr).shape[0])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -258,7 +270,9 @@ def compile_variant(variant: Variant, *, out_dir: str | Path, alls: str, calib: 
             count = _calib_count(calib)
             predicted, why = dfc.predict_optimization_level(variant.requested_level, gpu_available=has_gpu,
                                                             calib_size=count)
-            optimization.update(predicted=predicted, reason=why, gpu=has_gpu, gpu_probe=gpu_why, calib_size=count)
+            total = int(np.asarray(next(iter(calib.values())) if isinstance(calib, Mapping) else calib).shape[0])
+            optimization.update(predicted=predicted, reason=why, gpu=has_gpu, gpu_probe=gpu_why, calib_size=count,
+                                calib_real=count, calib_augmented=total - count)
             dfc.check_optimization_level(predicted, minimum=variant.min_optimization_level,
                                          on_lower=variant.on_lower_level, reason=why, context=name, predicted=True)
             used = session.optimize(calib)
@@ -398,7 +412,8 @@ def alls_for_model(spec: ModelSpec, *, config: str = "int8", calib_size: int) ->
 
 
 def calib_for_model(spec: ModelSpec, *, size: int) -> np.ndarray:
-    """NHWC float32 calibration array from helper "calib"'s :func:`hailo_qa.quant.calib.calib_set_for_model`."""
+    """NHWC float32 calibration array (a :class:`CalibArray` carrying its real-sample count) from
+    :func:`hailo_qa.quant.calib.calib_set_for_model`."""
     try:
         from hailo_qa.quant.calib import calib_set_for_model
     except ImportError as err:
@@ -412,7 +427,9 @@ def calib_for_model(spec: ModelSpec, *, size: int) -> np.ndarray:
     else:  # the view streams per-sample (H, W, C) arrays (or (1, H, W, C) batches)
         samples = [np.asarray(b) for b in view]
         arr = np.stack(samples) if samples and samples[0].ndim == 3 else np.concatenate(samples, axis=0)
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    out = np.ascontiguousarray(arr, dtype=np.float32).view(CalibArray)
+    out.real_samples = cs.real
+    return out
 
 
 def compile_model(spec: ModelSpec, *, out_dir: str | Path, alls: str | None = None, calib: Calib | None = None,

@@ -138,6 +138,12 @@ def _validate(spec: ModelSpec, *, work_dir: Path, config: str, calib_size: int |
         backend_label = q.backend_label()
         figures.update({f"{config}.{k}": float(v) for k, v in q.metrics.items()})
         figures["calib_size"] = q.calib_size
+        figures["calib_real"] = q.calib_real
+        figures["calib_augmented"] = q.calib_augmented
+        if q.calib_requested > q.calib_size:
+            notes.append(f"calibration: {q.calib_requested} requested, {q.calib_real} real found, augmentation off "
+                         f"(opt in with [calibration] augment = true)")
+        notes.extend(q.notes)
         if q.failed:
             return ModelValidation(spec.name, "fail", figures, tuple(notes), "emulate",
                                    f"below the manifest gate: {', '.join(q.failed)}\n{q.table()}",

@@ -35,8 +35,8 @@ MARKERS = {
     "emulator": "needs a quantization emulator (the Hailo DFC, or hailo-qa's built-in ONNX Runtime one)",
     "hailo8": "needs HailoRT (hailo_platform) and a Hailo-8 device; skipped with the exact reason otherwise",
     "slow": "long-running (full calibration sweeps, large sample counts); deselect with -m 'not slow'",
-    "hqa_select(task=None, needs=(), names=None, targets=None): filter which manifest models (and variant targets) "
-    "an hqa_model / hqa_variant test runs on": "",
+    "hqa_select(task=None, needs=(), names=None, targets=None, thresholds=()): filter which manifest models (and "
+    "variant targets) an hqa_model / hqa_variant test runs on (thresholds: sections the model must gate)": "",
 }
 
 
@@ -198,6 +198,7 @@ def _selected_models(metafunc: pytest.Metafunc):
     tasks = (task,) if isinstance(task, str) else tuple(task or ())
     needs = tuple(kw.get("needs", ()))
     names = kw.get("names")
+    sections = tuple(kw.get("thresholds", ()))
     out = []
     for m in s.manifest:
         if s.models and m.name not in s.models:
@@ -207,6 +208,8 @@ def _selected_models(metafunc: pytest.Metafunc):
         if names and m.name not in names:
             continue
         if any(not getattr(m, n) for n in needs):
+            continue
+        if any(not any(k == sec or k.startswith(sec + ".") for k in m.thresholds) for sec in sections):
             continue
         out.append(m)
     return out, f"task={tasks or 'any'} needs={needs or 'nothing'}", kw

@@ -1,5 +1,12 @@
 """Calibration sets: real data (``.npy`` folders, image folders/globs, ``.npz``, the manifest's ``samples``),
-seeded sampling, seeded augmentation when there are fewer real samples than asked for, validation, and streaming.
+seeded sampling, opt-in seeded augmentation, validation, and streaming.
+
+Honesty. A set never silently invents samples: it records the size *requested*, the *real* samples found and the
+*augmented* ones separately (:class:`CalibSummary`, ``hailo-qa calib``). Augmentation happens only when the manifest
+opts in (``[calibration] augment = true``) or the caller asks; otherwise a source with fewer real samples than
+requested gives a smaller set that says so (``shortfall``). ``max_samples`` caps the real samples only when set.
+The Dataflow Compiler's level-drop preflight (fewer than 1024 samples → optimization level ≤ 1) counts real
+samples only (:attr:`CalibSet.real`).
 
 A :class:`CalibSet` never holds its samples in memory. It holds a short list of *real* items (a file, an ``.npz``
 key, an index into a stacked array) and a count of *augmented* samples, each of which is rebuilt on demand from
@@ -14,10 +21,11 @@ on-chip set can also feed the float ONNX model.
 
 Sampling. Real items are listed in a canonical order (sorted paths, then ``.npz`` keys, then indices), so the
 result never depends on filesystem order. A seeded permutation of that list is cut to
-``min(size, calibration.max_samples)``: the same seed gives the same subset, and with one seed the subset for a
+``min(size, calibration.max_samples)`` (no cap unless set): the same seed gives the same subset, and with one seed the subset for a
 smaller size is contained in the subset for a larger one. The chosen items keep the canonical order.
 
-Augmentation (documented, seeded). When ``size`` exceeds the real items, the remaining samples are augmented copies
+Augmentation (opt-in, documented, seeded). When ``size`` exceeds the real items and augmentation is on, the remaining
+samples are augmented copies
 of the real ones, round-robin over the real items. Augmented sample ``j`` draws, from
 ``numpy.random.default_rng([seed, 0xCA1B, j])``: a crop keeping a random 75–100 % of each side at a random offset,
 a horizontal flip with probability 0.5, and a brightness factor in [0.8, 1.2]. Images are augmented as 0–255
@@ -90,9 +98,16 @@ class CalibSummary:
     channel_mean: tuple[float, ...]
     channel_std: tuple[float, ...]
     sha256: str
+    requested: int = 0
+    real_available: int = 0
+
+    @property
+    def shortfall(self) -> int:
+        """Samples requested but neither found nor (with augmentation off) invented."""
+        return max(0, self.requested - self.count)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "shortfall": self.shortfall}
 
     def __str__(self) -> str:
         domain = ("raw 0-255 data; the model script normalizes" if self.normalization == "on_chip"
@@ -104,6 +119,9 @@ class CalibSummary:
         return "\n".join([
             f"calibration set for {self.model} input '{self.input_name}'",
             f"  samples      {self.count} ({self.real} real, {self.augmented} augmented)",
+            f"  requested    {self.requested}; real found {self.real_available}"
+            + (f"; {self.shortfall} short: fewer real samples than requested and augmentation is off"
+               if self.shortfall else ""),
             f"  shape        {tuple(self.shape)} float32 NCHW per sample",
             f"  source       {self.source}",
             f"  seed         {self.seed}",
@@ -147,6 +165,8 @@ class CalibSet:
     onnx_std: tuple[float, ...] = (1.0, 1.0, 1.0)
     expected_range: tuple[float, float] | None = None
     declared_range: tuple[float, float] | None = None
+    requested: int = 0
+    real_available: int = 0
 
     # ---- size ------------------------------------------------------------------------------------------------
     @property
@@ -156,7 +176,13 @@ class CalibSet:
 
     @property
     def real(self) -> int:
+        """Real samples in the set (what the DFC's ≥1024-samples check must count)."""
         return len(self.items)
+
+    @property
+    def shortfall(self) -> int:
+        """Samples requested but not in the set (fewer real samples than requested, augmentation off)."""
+        return max(0, self.requested - self.count)
 
     def __len__(self) -> int:
         return self.count
@@ -245,7 +271,8 @@ class CalibSet:
             model=self.model, input_name=self.input_name, count=self.count, real=self.real,
             augmented=self.augmented, shape=tuple(self.shape), source=self.source, seed=self.seed,
             normalization=self.normalization, channel_min=tuple(map(float, lo)), channel_max=tuple(map(float, hi)),
-            channel_mean=tuple(map(float, mean)), channel_std=tuple(map(float, std)), sha256=h.hexdigest())
+            channel_mean=tuple(map(float, mean)), channel_std=tuple(map(float, std)), sha256=h.hexdigest(),
+            requested=self.requested or self.count, real_available=self.real_available or self.real)
 
     @property
     def sha256(self) -> str:
@@ -304,19 +331,21 @@ class NhwcView:
 # --------------------------------------------------------------------------------------------------------------
 # building
 def calib_set_for_model(spec: ModelSpec, *, size: int, seed: int | None = None, source: str | Path | None = None,
-                        input_name: str | None = None, augment: bool = True, validate: bool = True) -> CalibSet:
+                        input_name: str | None = None, augment: bool | None = None,
+                        validate: bool = True) -> CalibSet:
     """The calibration set of ``spec``'s device input, as its manifest ``[calibration]`` table describes.
 
     Args:
         spec: the model.
-        size: number of samples in the set (real first, then seeded augmentation when the source has fewer).
+        size: number of samples requested (real first; seeded augmentation only when ``augment``).
         seed: sampling/augmentation seed. Defaults to ``calibration.seed``.
         source: override ``calibration.source`` (a ``.npy`` folder, image folder, glob, ``.npz``, ``samples``, or
             ``random``: seeded uniform data in the input's declared ``range``, like the DFC's
             ``--use-random-calib-set``; relative paths resolve against the current directory). Defaults to the
             manifest's.
         input_name: which device input. Defaults to the first device input.
-        augment: allow augmentation. Defaults to True; with False, too few real samples is an error.
+        augment: fill a shortfall with seeded augmentation. Defaults to the manifest's ``calibration.augment``
+            (off unless opted in); without it the set holds the real samples only and reports the shortfall.
         validate: run :func:`validate_calib` on the real samples (NaN/Inf, range vs normalization).
             Defaults to True.
 
@@ -365,12 +394,13 @@ def calib_set_for_model(spec: ModelSpec, *, size: int, seed: int | None = None, 
         desc = src
     return calib_set_from_files(files, inp, size=size, seed=cal.seed if seed is None else seed,
                                 max_samples=cal.max_samples, normalization=spec.quantization.normalization,
-                                model=spec.name, source=desc, augment=augment, validate=validate)
+                                model=spec.name, source=desc,
+                                augment=cal.augment if augment is None else augment, validate=validate)
 
 
 def calib_set_from_files(files: Sequence[Path], inp: InputSpec, *, size: int, seed: int = 0,
                          max_samples: int | None = None, normalization: str = "host", model: str = "",
-                         source: str = "", augment: bool = True, validate: bool = True) -> CalibSet:
+                         source: str = "", augment: bool = False, validate: bool = True) -> CalibSet:
     """A calibration set from ``.npy`` / ``.npz`` / image files (see the module docstring for every rule).
 
     Args:
@@ -382,7 +412,7 @@ def calib_set_from_files(files: Sequence[Path], inp: InputSpec, *, size: int, se
         normalization: ``host`` or ``on_chip``. Defaults to ``host``.
         model: the model's name, for messages. Defaults to none.
         source: a description of the source. Defaults to the file count.
-        augment: allow augmentation. Defaults to True.
+        augment: fill a shortfall with seeded augmentation. Defaults to False (the set reports the shortfall).
         validate: run :func:`validate_calib`. Defaults to True.
     """
     ctx = f"{model} | calib" if model else "calib"
@@ -393,7 +423,7 @@ def calib_set_from_files(files: Sequence[Path], inp: InputSpec, *, size: int, se
 
 
 def calib_set_from_arrays(arrays: np.ndarray | Sequence[np.ndarray], inp: InputSpec, *, size: int | None = None,
-                          seed: int = 0, normalization: str = "host", model: str = "", augment: bool = True,
+                          seed: int = 0, normalization: str = "host", model: str = "", augment: bool = False,
                           validate: bool = True) -> CalibSet:
     """A calibration set from in-memory samples (tests, notebooks): a stacked ``(N, C, H, W)`` / ``(N, H, W, C)``
     array or a sequence of per-sample arrays. The arrays are held by reference, not copied.
@@ -611,11 +641,7 @@ def _build(items: list[_Item], inp: InputSpec, nchw: InputSpec, *, size: int, se
     take = min(size, len(items), max_samples if max_samples else len(items))
     perm = np.random.default_rng(seed).permutation(len(items))
     chosen = tuple(items[k] for k in sorted(perm[:take].tolist()))
-    extra = size - take
-    if extra and not augment:
-        raise InputDataError(f"calibration size {size} exceeds the {take} real samples available from '{source}'",
-                             note="augmentation is disabled", hint="add real samples, lower the size or allow "
-                             "augmentation", context=ctx)
+    extra = size - take if augment else 0  # never invented unless asked for
     pre = inp.preprocess or Preprocess()
     if normalization == "on_chip":
         expected: tuple[float, float] | None = (0.0, 255.0)
@@ -630,7 +656,7 @@ def _build(items: list[_Item], inp: InputSpec, nchw: InputSpec, *, size: int, se
     cs = CalibSet(model=model or "model", input_name=inp.name, shape=tuple(nchw.shape), items=chosen,
                   augmented=extra, seed=seed, normalization=normalization, source=source, input_spec=nchw,
                   onnx_mean=tuple(pre.mean), onnx_std=tuple(pre.std), expected_range=expected,
-                  declared_range=inp.range)
+                  declared_range=inp.range, requested=size, real_available=len(items))
     if validate:
         validate_calib(cs)
     return cs

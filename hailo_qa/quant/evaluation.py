@@ -80,7 +80,8 @@ def stage1_metrics(ref: Sequence[Outputs], test: Sequence[Outputs], *, classifie
         classifier: add ``top1`` (agreement of the last output's argmax). Defaults to False.
 
     Returns:
-        ``snr_db``, ``cosine`` (worst), ``cosine_mean``, ``max_abs_err`` and, for classifiers, ``top1``.
+        ``snr_db``, ``cosine`` (worst), ``cosine_mean``, ``max_abs_err``, with several outputs also
+        ``snr_db/<output>`` and ``cosine/<output>`` per output, and, for classifiers, ``top1``.
 
     Raises:
         InputDataError: no inputs, different counts, or outputs that do not match.
@@ -103,6 +104,14 @@ def stage1_metrics(ref: Sequence[Outputs], test: Sequence[Outputs], *, classifie
            for r, t in zip(ref, test) for n in names]
     out = {"snr_db": float(metrics.snr_db(fr, ft)), "cosine": float(np.min(cos)), "cosine_mean": float(np.mean(cos)),
            "max_abs_err": float(metrics.max_abs_error(fr, ft))}
+    if len(names) > 1:  # per output too: a raw-head detector's heads are its task outputs
+        for n in names:
+            rn = np.concatenate([np.asarray(o[n], np.float64).ravel() for o in ref])
+            tn = np.concatenate([np.asarray(o[n], np.float64).ravel() for o in test])
+            out[f"snr_db/{n}"] = float(metrics.snr_db(rn, tn))
+            out[f"cosine/{n}"] = float(np.min([metrics.cosine_similarity(np.asarray(r[n], np.float64).ravel(),
+                                                                          np.asarray(t[n], np.float64).ravel(),
+                                                                          axis=None) for r, t in zip(ref, test)]))
     if classifier:
         last = names[-1]
         out["top1"] = float(np.mean([metrics.top1_agreement(np.asarray(r[last]).reshape(1, -1),
@@ -176,6 +185,9 @@ class QuantEval:
         int16_layers: 16-bit layers (``int16_selective``).
         quantize_s: seconds to build the quantized runner (calibration, or a cache hit).
         eval_s: seconds to run the evaluation inputs.
+        calib_real / calib_augmented / calib_requested: the calibration set's real and augmented samples and the
+            size asked for (fewer real samples than requested, augmentation off: ``calib_size < calib_requested``).
+        notes: what could not be measured and why (e.g. a raw-head detector without a decoder).
     """
 
     model: str
@@ -189,6 +201,10 @@ class QuantEval:
     int16_layers: tuple[str, ...] = ()
     quantize_s: float = math.nan
     eval_s: float = math.nan
+    calib_real: int = 0
+    calib_augmented: int = 0
+    calib_requested: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def backend_name(self) -> str:
@@ -238,7 +254,11 @@ class QuantEval:
         return "\n".join([
             f"{self.model} [{self.config}, calib {self.calib_size}] on {self.backend_label()} "
             f"(hailo={self.hailo}: {backend_note(self.backend_name, self.hailo)})",
-            f"  calibration sha256 {self.calib_sha256[:16]}…; int16 layers: {list(self.int16_layers) or '-'}",
+            f"  calibration: {self.calib_size} samples ({self.calib_real} real, {self.calib_augmented} augmented"
+            + (f"; {self.calib_requested} requested, {self.calib_requested - self.calib_size} short: fewer real "
+               f"samples than requested and augmentation is off" if self.calib_requested > self.calib_size else "")
+            + f"), sha256 {self.calib_sha256[:16]}…; int16 layers: {list(self.int16_layers) or '-'}",
+            *(f"  note: {n}" for n in self.notes),
             f"  evaluated on {len(self.eval_inputs)} inputs ({len(self.eval_inputs) - random_n} held-out samples, "
             f"{random_n} random in-range feeds): {', '.join(self.eval_inputs)}",
             f"  {'metric':<22} {'value':>10}   {'gate':<12} verdict",
@@ -256,7 +276,9 @@ class QuantEval:
                 "eval_inputs": list(self.eval_inputs),
                 "metrics": {k: num(float(v)) for k, v in self.metrics.items()},
                 "gates": dict(self.gates), "failed": self.failed, "int16_layers": list(self.int16_layers),
-                "quantize_s": num(self.quantize_s), "eval_s": num(self.eval_s)}
+                "quantize_s": num(self.quantize_s), "eval_s": num(self.eval_s),
+                "calib_real": self.calib_real, "calib_augmented": self.calib_augmented,
+                "calib_requested": self.calib_requested, "notes": list(self.notes)}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -297,7 +319,7 @@ def eval_feeds(spec, *, n_eval: int = 4, seed: int = 0, exclude: set[Path] | fro
     if missing > 0 and spec.samples:
         inp = spec.device_inputs[0].name
         ev = calib_set_for_model(spec, size=missing, seed=spec.calibration.seed + EVAL_SEED_OFFSET,
-                                 source="samples")
+                                 source="samples", augment=True)  # held-out augmentations: evaluation, not calib
         consts = host_feeds(spec)
         out += [(f"held-out-aug[{k}]", {**consts, **x})
                 for k, x in enumerate(CalibReader(ev, inp, layout=spec.input(inp).layout))]
@@ -371,7 +393,21 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         t1 = time.perf_counter()
         test = [runner.infer(f) for f in s1_feeds]
     values = stage1_metrics(ref, test)
-    if spec.task in ("detection", "classification") and split.stage2_path is not None:
+    notes: list[str] = []
+    zoo = (split.report or {}).get("zoo") or {}
+    if spec.task in ("detection", "face_detection") and zoo.get("offered") and zoo.get("decode"):
+        # raw heads at the Model Zoo cut: decode them to boxes, float vs quantized, end to end
+        from hailo_qa.evaluate.heads import decode_heads
+
+        hw = spec.device_inputs[0].hw
+        try:
+            values["detection_agreement"] = float(np.mean([metrics.detection_agreement(
+                decode_heads(zoo["decode"], r, hw), decode_heads(zoo["decode"], t, hw), min_score=0.25).agreement
+                for r, t in zip(ref, test)]))
+            notes.append(f"detection agreement from the {zoo['family']} heads decoded to boxes (score ≥ 0.25, NMS)")
+        except InputDataError as err:  # per-output SNR/cosine are kept whatever happens here
+            notes.append(f"heads not decoded ({err.what}); per-output SNR and cosine only")
+    elif spec.task in ("detection", "classification") and split.stage2_path is not None:
         consts = host_feeds(spec)
         e2e = list(feeds)
         if spec.task == "detection":  # also the registered photos themselves (DEIMv2's sample photo)
@@ -384,14 +420,19 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
             ref_e2e = [fp.infer(dict(f)) for _, f in e2e]
             test_e2e = [qp.infer(dict(f)) for _, f in e2e]
         if spec.task == "detection":
-            values.update(detection_metrics(ref_e2e, test_e2e))
+            if all({"boxes", "labels", "scores"} <= set(o) for o in ref_e2e):
+                values.update(detection_metrics(ref_e2e, test_e2e))
+            else:
+                notes.append(f"raw-head detector (outputs {sorted(ref_e2e[0])}, no boxes/labels/scores) of no "
+                             f"known family: per-output SNR and cosine are its task metrics")
         else:
             values["top1"] = end_to_end_top1(ref_e2e, test_e2e)
     eval_s = time.perf_counter() - t1
     return QuantEval(model=spec.name, config=config, calib_size=calib.count, calib_sha256=calib.sha256,
                      backend=runner.backend.to_dict(), eval_inputs=tuple(n for n, _ in feeds), metrics=values,
                      gates=gates_for(spec, config), int16_layers=layers if config == "int16_selective" else (),
-                     quantize_s=quantize_s, eval_s=eval_s)
+                     quantize_s=quantize_s, eval_s=eval_s, calib_real=calib.real, calib_augmented=calib.augmented,
+                     calib_requested=calib_size, notes=tuple(notes))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ preprocess = {{ mean = [127.5, 127.5, 127.5], std = [127.5, 127.5, 127.5] }}
 source = "calib"
 seed = 4
 sizes = [{size}]
+augment = true
 [models.toy.quantization]
 normalization = "{norm}"
 """

@@ -39,9 +39,10 @@ def inp(*, rng=(-1.0, 1.0), layout="NCHW", pre=True) -> InputSpec:
                      preprocess=Preprocess(color="RGB", mean=MEAN, std=STD) if pre else None)
 
 
-def model(tmp_path: Path, source: str, *, normalization="host", max_samples=64, seed=0, **kw) -> ModelSpec:
+def model(tmp_path: Path, source: str, *, normalization="host", max_samples=None, seed=0, augment=False,
+          **kw) -> ModelSpec:
     return ModelSpec(name="toy", file=None, task="generic", inputs=(inp(**kw),),
-                     calibration=CalibrationSpec(source=source, max_samples=max_samples, seed=seed),
+                     calibration=CalibrationSpec(source=source, max_samples=max_samples, seed=seed, augment=augment),
                      quantization=QuantizationSpec(normalization=normalization), manifest_path=tmp_path / "m.toml")
 
 
@@ -166,13 +167,32 @@ def test_smaller_sets_are_subsets_of_larger_ones(tmp_path):
 def test_max_samples_caps_the_real_samples(tmp_path):
     write_npy(tmp_path / "d", 10)
     cs = calib_set_for_model(model(tmp_path, str(tmp_path / "d"), max_samples=4), size=6)
+    assert (cs.real, cs.augmented, cs.requested, cs.shortfall) == (4, 0, 6, 2)
+    cs = calib_set_for_model(model(tmp_path, str(tmp_path / "d"), max_samples=4, augment=True), size=6)
     assert (cs.real, cs.augmented) == (4, 2)
+
+
+def test_no_hidden_cap_on_real_samples(tmp_path):
+    """Without max_samples every real sample requested is used (the old default capped at 64 and augmented)."""
+    write_npy(tmp_path / "d", 100, shape=(C, H, W))
+    cs = calib_set_for_model(model(tmp_path, str(tmp_path / "d")), size=100)
+    assert (cs.real, cs.augmented, cs.shortfall) == (100, 0, 0)
+
+
+def test_fewer_real_samples_than_requested_is_reported_not_invented(tmp_path):
+    write_npy(tmp_path / "d", 3)
+    cs = calib_set_for_model(model(tmp_path, str(tmp_path / "d")), size=16)
+    assert (cs.count, cs.real, cs.augmented, cs.requested, cs.shortfall) == (3, 3, 0, 16, 13)
+    s = cs.summary()
+    assert (s.requested, s.real_available, s.shortfall) == (16, 3, 13) and s.to_dict()["shortfall"] == 13
+    text = str(s)
+    assert "3 (3 real, 0 augmented)" in text and "requested    16; real found 3; 13 short" in text
 
 
 # ---- augmentation -------------------------------------------------------------------------------------------------
 def test_augmentation_fills_up_deterministically_within_range(tmp_path):
     arrays = write_npy(tmp_path / "d", 2, lo=-0.5, hi=0.7)
-    spec = model(tmp_path, str(tmp_path / "d"))
+    spec = model(tmp_path, str(tmp_path / "d"), augment=True)
     cs = calib_set_for_model(spec, size=40, seed=1)
     assert (cs.real, cs.augmented, cs.count) == (2, 38, 40)
     samples = list(cs.iter_samples())
@@ -192,17 +212,19 @@ def test_augmentation_fills_up_deterministically_within_range(tmp_path):
 
 def test_augmented_images_stay_in_pixel_range(tmp_path):
     write_png(tmp_path / "img", 1)
-    cs = calib_set_for_model(model(tmp_path, str(tmp_path / "img"), normalization="on_chip"), size=12)
+    cs = calib_set_for_model(model(tmp_path, str(tmp_path / "img"), normalization="on_chip", augment=True), size=12)
     s = cs.summary()
     assert (s.real, s.augmented) == (1, 11)
     assert min(s.channel_min) >= 0.0 and max(s.channel_max) <= 255.0
     validate_calib(cs, include_augmented=True)
 
 
-def test_augmentation_can_be_refused(tmp_path):
+def test_augmentation_is_opt_in_and_can_be_refused(tmp_path):
     write_npy(tmp_path / "d", 2)
-    with pytest.raises(InputDataError, match="exceeds the 2 real samples"):
-        calib_set_for_model(model(tmp_path, str(tmp_path / "d")), size=3, augment=False)
+    assert calib_set_for_model(model(tmp_path, str(tmp_path / "d")), size=3).augmented == 0
+    spec = model(tmp_path, str(tmp_path / "d"), augment=True)
+    assert calib_set_for_model(spec, size=3).augmented == 1
+    assert calib_set_for_model(spec, size=3, augment=False).augmented == 0
 
 
 # ---- streaming ----------------------------------------------------------------------------------------------------
@@ -220,7 +242,7 @@ def test_iter_samples_streams_one_sample_at_a_time(tmp_path, monkeypatch):
 
 def test_batches_and_nhwc_views(tmp_path):
     write_npy(tmp_path / "d", 3)
-    cs = calib_set_for_model(model(tmp_path, str(tmp_path / "d")), size=7)
+    cs = calib_set_for_model(model(tmp_path, str(tmp_path / "d"), augment=True), size=7)
     batches = list(cs.iter_batches(3))
     assert [b.shape[0] for b in batches] == [3, 3, 1]
     full = np.concatenate(batches)
@@ -263,8 +285,8 @@ def test_summary_matches_numpy(n, seed, scale):
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 12))
 def test_same_seed_same_content(seed, size):
     x = np.random.default_rng(0).uniform(-1, 1, (3, C, H, W)).astype(np.float32)
-    a = calib_set_from_arrays(x, inp(), size=size, seed=seed)
-    b = calib_set_from_arrays(x[::-1].copy()[::-1], inp(), size=size, seed=seed)
+    a = calib_set_from_arrays(x, inp(), size=size, seed=seed, augment=True)
+    b = calib_set_from_arrays(x[::-1].copy()[::-1], inp(), size=size, seed=seed, augment=True)
     assert a.sha256 == b.sha256 and a.count == size
 
 
@@ -277,7 +299,7 @@ def test_sha256_depends_on_content(tmp_path):
 
 def test_summary_text_says_real_and_augmented(tmp_path):
     write_npy(tmp_path / "d", 2)
-    text = str(calib_set_for_model(model(tmp_path, str(tmp_path / "d")), size=5).summary())
+    text = str(calib_set_for_model(model(tmp_path, str(tmp_path / "d"), augment=True), size=5).summary())
     assert "5 (2 real, 3 augmented)" in text and "(1, 3, 8, 10)" in text
 
 
@@ -403,6 +425,6 @@ def test_augmentation_uses_every_real_sample_round_robin(tmp_path):
     rng = np.random.default_rng(0)
     np.save(d / "a.npy", rng.uniform(-0.9, -0.5, (1, C, H, W)).astype(np.float32))
     np.save(d / "b.npy", rng.uniform(0.5, 0.9, (1, C, H, W)).astype(np.float32))
-    cs = calib_set_for_model(model(tmp_path, str(d)), size=10)
+    cs = calib_set_for_model(model(tmp_path, str(d), augment=True), size=10)
     signs = [int(np.sign(s.mean())) for s in cs.iter_samples()]
     assert signs == [-1, 1] * 5  # augmented j comes from real item j % 2

@@ -22,7 +22,18 @@ def test_stage1_metrics_identical_outputs():
     ref, _ = _outs(np.random.default_rng(0))
     m = qe.stage1_metrics(ref, ref, classifier=True)
     assert m["snr_db"] == math.inf and m["cosine"] == pytest.approx(1.0) and m["max_abs_err"] == 0.0
-    assert m["top1"] == 1.0 and set(m) == {"snr_db", "cosine", "cosine_mean", "max_abs_err", "top1"}
+    per_output = {f"{k}/{n}" for k in ("snr_db", "cosine") for n in ref[0]}  # two outputs: each kept on its own
+    assert m["top1"] == 1.0 and set(m) == {"snr_db", "cosine", "cosine_mean", "max_abs_err", "top1"} | per_output
+
+
+def test_raw_heads_keep_per_output_snr_and_cosine():
+    """A raw-head detector's heads are its task outputs: a bad head is visible on its own, not averaged away."""
+    rng = np.random.default_rng(1)
+    ref = [{"box": rng.normal(size=(1, 64, 4, 4)), "cls": rng.normal(size=(1, 4, 4, 4))} for _ in range(3)]
+    test = [{"box": r["box"] + 1e-3, "cls": -r["cls"]} for r in ref]  # box fine, class head broken
+    m = qe.stage1_metrics(ref, test)
+    assert m["snr_db/box"] > 50 and m["cosine/box"] > 0.999
+    assert m["cosine/cls"] < 0 and m["snr_db/cls"] < 0
 
 
 def test_stage1_metrics_known_noise_and_worst_cosine():

@@ -110,7 +110,7 @@ def test_ort_layer_noise_on_tiny_model(tmp_path):
         ort_layer_noise(path, q, [])
 
 
-@pytest.mark.emulator
+@pytest.mark.slow
 def test_suggestion_raises_output_snr_on_mobilefacenet(tmp_path_factory, record_property):
     """Applying the suggested a16_w16 layers must beat plain INT8 at the output (ort-emulator, MobileFaceNet,
     calib 16, 12 held-out inputs). YuNet is not used: there the suggestion's effect is within eval noise."""
