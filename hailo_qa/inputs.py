@@ -47,22 +47,55 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
                              hint="the file is corrupt or not an image") from err
 
 
-def preprocess_image(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """(H, W, 3) uint8 RGB → one batch element in the input's layout and dtype, per its ``preprocess``.
+def channels_of(spec: InputSpec) -> int:
+    """Channels of a 4-D image input (NCHW or NHWC)."""
+    return spec.shape[3] if spec.layout == "NHWC" else spec.shape[1]
 
-    Resizes (bilinear) to the input's H×W, reorders channels, applies (x - mean) / std (0–255 units).
+
+def resize_image(rgb: np.ndarray, hw: tuple[int, int], *, mode: str = "stretch", pad: float = 114.0) -> np.ndarray:
+    """(H, W, C) uint8 → (h, w, C): ``stretch`` resizes to h×w (bilinear); ``letterbox`` scales to fit keeping the
+    aspect ratio and centres the result on a ``pad`` background."""
+    from PIL import Image
+
+    h, w = hw
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    if rgb.ndim == 3 and rgb.shape[2] == 1:  # PIL takes grayscale as (H, W)
+        return resize_image(rgb[..., 0], hw, mode=mode, pad=pad)[..., None]
+    if mode == "stretch":
+        return np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+    scale = min(h / rgb.shape[0], w / rgb.shape[1])
+    nh, nw = max(1, round(rgb.shape[0] * scale)), max(1, round(rgb.shape[1] * scale))
+    small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR))
+    out = np.full((h, w, *rgb.shape[2:]), pad, np.uint8)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out[top:top + nh, left:left + nw] = small
+    return out
+
+
+def preprocess_image(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(H, W, 3) uint8 RGB → the input's full batch in its layout and dtype, per its ``preprocess``.
+
+    Resizes to the input's H×W (``preprocess.resize``: stretch or letterbox), converts to grayscale for a
+    1-channel input (ITU-R 601 luma), reorders channels, applies (x - mean) / std (0–255 units) and repeats the
+    image over the input's batch (a sample file holds one image).
     """
     from PIL import Image
 
-    h, w = spec.hw
-    img = rgb if rgb.shape[:2] == (h, w) else np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
     pre = spec.preprocess
+    if channels_of(spec) == 1:
+        rgb = np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+    img = resize_image(rgb if rgb.ndim == 3 else rgb[..., None], spec.hw,
+                       mode=pre.resize if pre is not None else "stretch",
+                       pad=pre.pad if pre is not None else 114.0)
+    if img.ndim == 2:
+        img = img[..., None]
     x = img.astype(np.float32)
     if pre is not None:
-        if pre.color == "BGR":
+        if pre.color == "BGR" and x.shape[-1] == 3:
             x = x[..., ::-1]
         x = (x - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
-    x = x[None]  # NHWC
+    x = np.repeat(x[None], max(1, int(spec.shape[0])), axis=0)  # NHWC, the input's batch
     if spec.layout == "NCHW":
         x = x.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(x.astype(spec.np_dtype))

@@ -65,12 +65,16 @@ THRESHOLD_KEYS: dict[str, frozenset[str]] = {
 class Preprocess:
     """How an image file becomes this input: resize to the input's H×W, channel order, then (x - mean) / std.
 
-    mean/std are per channel in 0–255 units, as in Hailo's ``normalization`` model-script command.
+    mean/std are per channel in 0–255 units, as in Hailo's ``normalization`` model-script command (one value for a
+    1-channel, grayscale input). ``resize`` is ``stretch`` (to H×W, aspect ratio not kept) or ``letterbox`` (scaled
+    to fit, aspect kept, centred on ``pad`` gray — YOLO-style; stretch vs letterbox changes a detector's accuracy).
     """
 
     color: str = "RGB"
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    resize: str = "stretch"
+    pad: float = 114.0
 
 
 @dataclass(frozen=True)
@@ -448,9 +452,13 @@ def _input(raw, where: str, path: Path) -> InputSpec:
     pre = None
     if "preprocess" in raw:
         pr = _Reader(r.get("preprocess", dict), f"{where}.preprocess", path)
+        channels = (shape[-1] if layout == "NHWC" else shape[1]) if len(shape) == 4 else 3
+        n = 1 if channels == 1 else 3
         pre = Preprocess(color=pr.get("color", str, "RGB", choices=("RGB", "BGR")),
-                         mean=pr.numbers("mean", (0.0, 0.0, 0.0), length=3),
-                         std=pr.numbers("std", (1.0, 1.0, 1.0), length=3))
+                         mean=pr.numbers("mean", (0.0,) * n, length=n),
+                         std=pr.numbers("std", (1.0,) * n, length=n),
+                         resize=pr.get("resize", str, "stretch", choices=("stretch", "letterbox")),
+                         pad=float(pr.get("pad", (int, float), 114.0)))
         if any(s == 0 for s in pre.std):
             raise pr._err("std", f"is {list(pre.std)}", note="expected non-zero per-channel std (0-255 units)")
         pr.done()

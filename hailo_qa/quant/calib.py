@@ -475,7 +475,8 @@ def _nchw_spec(inp: InputSpec, normalization: str, ctx: str) -> InputSpec:
                                 note="the on-chip normalization layer takes its mean/std from the input's preprocess",
                                 hint="add preprocess = { color = ..., mean = [...], std = [...] } (0-255 units)",
                                 context=ctx)
-        pre = Preprocess(color=pre.color)  # resize + channel order only: the chip applies mean/std
+        n = len(pre.mean)  # resize + channel order only: the chip applies mean/std
+        pre = Preprocess(color=pre.color, mean=(0.0,) * n, std=(1.0,) * n, resize=pre.resize, pad=pre.pad)
     return dataclasses.replace(inp, shape=(1, c, h, w), layout="NCHW", dtype="float32", preprocess=pre)
 
 
@@ -535,9 +536,10 @@ def _scan(files: Sequence[Path], nchw: InputSpec, ctx: str) -> list[_Item]:
     for f in sorted({Path(x) for x in files}, key=str):
         suf = f.suffix.lower()
         if suf in IMAGE_SUFFIXES:
-            if c != 3:
+            if c not in (1, 3):
                 raise InputDataError(f"image '{f.name}' cannot calibrate input '{nchw.name}' with {c} channels",
-                                     note="image sources give 3 channels", hint="use .npy samples", context=ctx)
+                                     note="image sources give 3 channels (RGB) or 1 (grayscale)",
+                                     hint="use .npy samples", context=ctx)
             items.append(_Item("image", f.name, path=f))
             continue
         if suf == ".npy":

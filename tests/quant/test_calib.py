@@ -428,3 +428,14 @@ def test_augmentation_uses_every_real_sample_round_robin(tmp_path):
     cs = calib_set_for_model(model(tmp_path, str(d), augment=True), size=10)
     signs = [int(np.sign(s.mean())) for s in cs.iter_samples()]
     assert signs == [-1, 1] * 5  # augmented j comes from real item j % 2
+
+
+def test_grayscale_images_calibrate_a_one_channel_input(tmp_path):
+    from hailo_qa.quant.calib import calib_set_from_files
+
+    write_png(tmp_path / "img", 3)
+    spec = InputSpec("g", (1, 1, 16, 16), range=(0.0, 1.0),
+                     preprocess=Preprocess(mean=(0.0,), std=(255.0,), resize="letterbox"))
+    cs = calib_set_from_files(sorted((tmp_path / "img").iterdir()), spec, size=3)
+    x = next(cs.iter_samples())
+    assert cs.shape == (1, 1, 16, 16) and x.shape == (1, 1, 16, 16) and 0.0 <= x.min() and x.max() <= 1.0
