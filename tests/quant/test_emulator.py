@@ -27,6 +27,8 @@ name = "images"
 shape = [1, 3, 8, 8]
 layout = "NCHW"
 range = [0.0, 1.0]
+[models.tiny.calibration]
+augment = true
 [models.tiny.quantization]
 configs = ["int8", "int16_selective", "int16"]
 {extra}
