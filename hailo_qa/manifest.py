@@ -548,8 +548,6 @@ def _check_calibration(calib: CalibrationSpec, cr: _Reader) -> None:
     if not calib.sizes or any(not 1 <= n <= MAX_CALIB_SIZE for n in calib.sizes):
         raise cr._err("sizes", f"is {list(calib.sizes)}", note=f"expected a non-empty list of sample counts from 1 to "
                       f"{MAX_CALIB_SIZE:,}, e.g. [64, 256]")
-    if calib.max_samples < 1:
-        raise cr._err("max_samples", f"is {calib.max_samples}", note="expected a positive number of samples, e.g. 64")
     if calib.seed < 0:
         raise cr._err("seed", f"is {calib.seed}", note="expected a non-negative integer seed")
 
