@@ -22,6 +22,11 @@ def _umask() -> int:
     return mask
 
 
+def default_mode(mode: int = 0o777) -> int:
+    """``mode`` as a plain ``open``/``mkdir`` would create it under the current umask (not ``mkstemp``'s 0600/0700)."""
+    return mode & ~_umask()
+
+
 def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], object], *, fsync: bool = False,
                  replace: Callable[[str, str], None] | None = None) -> Path:
     """Write ``data`` to ``path`` through a unique temp file in the same folder, then ``os.replace`` it.

@@ -468,7 +468,7 @@ def _input(raw, where: str, path: Path) -> InputSpec:
                             note="host inputs (fed only to Stage 2) need a constant value",
                             hint=f"add value = [...] to {where}")
     if value is not None and np.issubdtype(np.dtype(dtype), np.integer):
-        flat = np.asarray(value, dtype=object).ravel() if isinstance(value, list) else [value]
+        flat = _leaves(value)
         if any(isinstance(x, float) for x in flat):
             raise r._err("value", f"holds a float ({value!r}) for a {dtype} input",
                          note=f"expected integers: the input is declared {dtype}", hint="write 640, not 640.0 "
@@ -476,7 +476,7 @@ def _input(raw, where: str, path: Path) -> InputSpec:
     if value is not None:
         try:
             np.asarray(value, dtype=dtype).reshape(shape)
-        except ValueError as err:
+        except (ValueError, TypeError, OverflowError) as err:
             raise ManifestError(f"{path}: {where}.value does not fit shape {list(shape)}", note=str(err),
                                 hint="give exactly prod(shape) values") from err
     return InputSpec(name, shape, layout, dtype, rng, role, kind, pre, value)
@@ -492,6 +492,13 @@ _QUALIFIERS: dict[str, tuple[str, ...]] = {
                                                       for c in PRECISION_CONFIGS)),
 }
 """What may follow a threshold family in a section name (``emulator.int8``, ``embedding.emulator.int16``)."""
+
+
+def _leaves(value) -> list:
+    """The scalars of a nested list (a TOML array of arrays)."""
+    if isinstance(value, list):
+        return [x for v in value for x in _leaves(v)]
+    return [value]
 
 
 def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:

@@ -80,8 +80,9 @@ def hqa_emulator_backend(hqa) -> str:
 @pytest.fixture(scope="session")
 def hqa_work_dir(hqa):
     """Cache folder for splits, quantized models and HARs (``--hqa-work-dir``)."""
-    hqa.work_dir.mkdir(parents=True, exist_ok=True)
-    return hqa.work_dir
+    from hailo_qa.fsutil import ensure_dir
+
+    return ensure_dir(hqa.work_dir, "--hqa-work-dir (or HAILO_QA_STATE_DIR/work)")
 
 
 @pytest.fixture(scope="module")

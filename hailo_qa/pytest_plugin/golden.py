@@ -89,6 +89,7 @@ class HistoryRecorder:
         self.nodeid = nodeid
         self.fail_on_regression = fail_on_regression
         self.recorded: list = []
+        self.regressions: list = []  # RegressionErrors, failed at the end of the test (every metric recorded first)
 
     @property
     def enabled(self) -> bool:
@@ -100,7 +101,8 @@ class HistoryRecorder:
         """Append one metric to the history (a no-op when history is off).
 
         With ``--hqa-fail-on-regression`` the metric is then compared with its accepted baseline and a regression
-        fails the test (:class:`~hailo_qa.errors.RegressionError` with baseline, new value, delta and run id).
+        fails the test (:class:`~hailo_qa.errors.RegressionError` with baseline, new value, delta and run id) when
+        it ends — not here, so the test's remaining metrics are still measured and recorded.
 
         Returns:
             The stored :class:`~hailo_qa.store.history.MetricRow`, or None when history is off.
@@ -121,7 +123,12 @@ class HistoryRecorder:
             pytest.fail(f"HistoryError: {err}", pytrace=False)
         self.recorded.append(row)
         if self.fail_on_regression:
-            gate(self.store, row)
+            from hailo_qa.errors import RegressionError
+
+            try:
+                gate(self.store, row)
+            except RegressionError as err:
+                self.regressions.append(err)
         return row
 
 
@@ -147,6 +154,12 @@ def hqa_history(request: pytest.FixtureRequest) -> HistoryRecorder:
 def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
     rec = item.stash.get(RECORDED_KEY, None)
+    if rec is not None and rec.regressions and report.when == "call":
+        text = "\n\n".join(f"RegressionError: {e}" for e in rec.regressions)
+        if report.passed:
+            report.outcome, report.longrepr = "failed", text
+        else:
+            report.sections.append(("hailo_qa regressions", text))
     if rec is not None and rec.store is not None and rec.recorded and (
             report.when == "call" or (report.when != "call" and report.failed)):
         outcome = report.outcome if report.when == "call" else "error"

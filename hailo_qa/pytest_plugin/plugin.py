@@ -160,6 +160,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}" if text else name)
     config.stash[SESSION_KEY] = QASession.from_config(config)
+    if config.stash[SESSION_KEY].emulator == "dfc":  # one clear refusal, not one traceback per test
+        from hailo_qa.errors import QAError
+        from hailo_qa.toolchain import require_emulator
+
+        try:
+            require_emulator("dfc", option="--hqa-emulator")
+        except QAError as err:
+            raise pytest.UsageError(str(err)) from None
     for mod in PLUGIN_MODULES:
         if not config.pluginmanager.has_plugin(mod):
             config.pluginmanager.import_plugin(mod)
@@ -278,3 +286,42 @@ def hqa(request: pytest.FixtureRequest) -> QASession:
 def hqa_manifest(hqa: QASession):
     """The loaded model manifest."""
     return hqa.manifest
+
+
+# ------------------------------------------------------------------------------------ the suite's errors as failures
+_SETUP_ERROR = pytest.StashKey[BaseException]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item):
+    """A :class:`~hailo_qa.errors.QAError` while setting up a test's fixtures (a bad sample, an unwritable work
+    folder, a corrupt golden ...) fails the test — FAILED with the error's what / Note / Hint — instead of erroring
+    it with a traceback. Other exceptions (bugs) still error."""
+    from hailo_qa.errors import QAError
+
+    try:
+        return (yield)
+    except QAError as err:
+        item.stash[_SETUP_ERROR] = err
+        return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    err = pyfuncitem.stash.get(_SETUP_ERROR, None)
+    if err is not None:
+        pytest.fail(f"{type(err).__name__}: {err}", pytrace=False)
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A QAError failing a test is reported as its message (what / Note / Hint), not a traceback, unless a traceback
+    style was asked for (``--tb=long``, ``--full-trace``: the pytest equivalent of ``hailo-qa --debug``)."""
+    report = yield
+    from hailo_qa.errors import QAError
+
+    if (report.failed and call.excinfo is not None and call.excinfo.errisinstance(QAError)
+            and item.config.getoption("tbstyle", "auto") == "auto" and not item.config.getoption("fulltrace", False)):
+        report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
+    return report
