@@ -22,7 +22,7 @@ def _peak_streaming(files, inp: InputSpec, size: int) -> tuple[int, int]:
     tracemalloc.start()
     tracemalloc.reset_peak()
     try:
-        cs = calib_set_from_files(files, inp, size=size, seed=0, model="bench")
+        cs = calib_set_from_files(files, inp, size=size, seed=0, model="bench", augment=True)  # opt-in since #10
         seen = sum(1 for _ in cs.iter_samples())
         s = cs.summary()
         assert s.count == size == seen
