@@ -1,10 +1,16 @@
-"""Hailo-8 hardware checks per manifest model with a HEF (``-m hailo8``).
+"""Hailo-8 hardware checks per compiled variant (``-m hailo8``): one test id per HEF, ``model[variant]``.
+
+A model's Hailo-8 variants are its declared ``[[models.<m>.variants]]`` with ``target = "hailo8"`` (each its own
+HEF, labelled with precision, calibration size and source), else its ``hef`` (``hef@hailo8``). Every latency row in
+the history carries that variant, so ``hailo-qa report`` puts the latency beside the variant's recognition figures.
 
 Without HailoRT or a device every test here is skipped with the exact reason (hailo_qa.pytest_plugin.hw). The logic
 (determinism, latency gates, LSB agreement) is unit-tested against the HailoRT contract fake in
-tests/runners/test_hailort.py.
+tests/runners/test_hailort.py; tests/test_variants_end_to_end.py runs this module on the fake device.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -17,7 +23,7 @@ from hailo_qa.pytest_plugin.hw import (
     witness_report,
 )
 
-pytestmark = [pytest.mark.hailo8, pytest.mark.hqa_select(needs=("hef",))]
+pytestmark = [pytest.mark.hailo8, pytest.mark.hqa_select(targets=("hailo8",))]
 
 DETERMINISM_RUNS = 20
 
@@ -44,22 +50,38 @@ def _names_for_split(runner, split) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def hw(hqa_model, hqa, hqa_hef_gate):
+def hef_model(hqa_variant):
+    """The manifest model with this variant's HEF (a model may hold several compiled variants)."""
+    spec, variant = hqa_variant
+    return dataclasses.replace(spec, hef=variant.hef)
+
+
+def _record(hqa_history, hqa_variant, *, metric: str, value: float, backend, extra: dict) -> None:
+    """A history row that carries the variant: id, precision config, calibration size and source, target."""
+    spec, v = hqa_variant
+    hqa_history.record(model=spec.name, metric=metric, value=value, target=v.target, config=v.precision,
+                       calib_size=v.calib_size, variant=v.id, backend=backend,
+                       extra={"variant": v.label(), "calib_source": v.calib_source,
+                              "int16_layers": list(v.int16_layers), **extra})
+
+
+@pytest.fixture(scope="module")
+def hw(hef_model, hqa, hqa_hef_gate):
     """(runner, device feeds, stage-1 runner is the device) for one model, or a skip naming why not."""
     from hailo_qa.inputs import random_feeds, sample_feeds
     from hailo_qa.runners.hailort import HailortRunner
 
-    hqa_hef_gate(hqa_model.hef)
+    hqa_hef_gate(hef_model.hef)
     split = None
     names = None
-    if hqa_model.file is not None:
+    if hef_model.file is not None:
         from hailo_qa.graph.split import split_for_model
 
-        split = split_for_model(hqa_model, hqa.work_dir)
-        names = _names_for_split(HailortRunner(hqa_model.hef, network_group=hqa_model.network_group or None), split)
-    runner = HailortRunner(hqa_model.hef, device_id=hqa.device, names=names,
-                           network_group=hqa_model.network_group or None)
-    feeds_list = sample_feeds(hqa_model) or [("random0", random_feeds(hqa_model, np.random.default_rng(0)))]
+        split = split_for_model(hef_model, hqa.work_dir)
+        names = _names_for_split(HailortRunner(hef_model.hef, network_group=hef_model.network_group or None), split)
+    runner = HailortRunner(hef_model.hef, device_id=hqa.device, names=names,
+                           network_group=hef_model.network_group or None)
+    feeds_list = sample_feeds(hef_model) or [("random0", random_feeds(hef_model, np.random.default_rng(0)))]
     with runner:
         yield runner, split, feeds_list
 
@@ -72,28 +94,28 @@ def _device_feeds(model, runner, feeds):
     return {m.name: _nhwc(feeds[s.name], s.layout).astype(np.float32) for m, s in zip(metas, dev)}
 
 
-def test_arch_matches_device(hqa_model, hqa_device, hqa_hef_gate):
+def test_arch_matches_device(hef_model, hqa_device, hqa_hef_gate):
     from hailo_qa.hw.hef import hef_runs_on, read_hef
 
-    info = read_hef(hqa_model.hef)
+    info = read_hef(hef_model.hef)
     assert hef_runs_on(str(info.hw_arch), hqa_device.architecture), (
-        f"{hqa_model.name}: HEF arch {info.hw_arch} does not run on {hqa_device.describe()}")
+        f"{hef_model.name}: HEF arch {info.hw_arch} does not run on {hqa_device.describe()}")
 
 
-def test_latency_gates(hqa_model, hqa, hw, hqa_history):
+def test_latency_gates(hef_model, hqa_variant, hqa, hw, hqa_history):
     from hailo_qa.hw.latency import measure_runner
     from hailo_qa.runners.pipeline import HostPipeline
 
-    if all(hqa_model.threshold("hailo8", k) is None for k in ("max_p95_ms", "max_core_p95_ms")):
-        pytest.skip(f"{hqa_model.name}: no gate for hailo8.max_p95_ms or hailo8.max_core_p95_ms in the manifest")
+    if all(hef_model.threshold("hailo8", k) is None for k in ("max_p95_ms", "max_core_p95_ms")):
+        pytest.skip(f"{hef_model.name}: no gate for hailo8.max_p95_ms or hailo8.max_core_p95_ms in the manifest")
     runner, split, feeds_list = hw
     feeds = feeds_list[0][1]
-    core = measure_runner(runner, _device_feeds(hqa_model, runner, feeds), warmup=hqa.latency_warmup,
+    core = measure_runner(runner, _device_feeds(hef_model, runner, feeds), warmup=hqa.latency_warmup,
                           iterations=hqa.latency_iterations)
     if split is not None:
         from hailo_qa.inputs import host_feeds
 
-        pipe = HostPipeline(runner, split.stage2_path, host_feeds=host_feeds(hqa_model))
+        pipe = HostPipeline(runner, split.stage2_path, host_feeds=host_feeds(hef_model))
         try:  # the pipeline's __exit__ also closes the shared Stage-1 runner: reopen it for the next tests
             e2e = measure_runner(pipe, feeds, warmup=hqa.latency_warmup, iterations=hqa.latency_iterations)
         finally:
@@ -103,13 +125,12 @@ def test_latency_gates(hqa_model, hqa, hw, hqa_history):
         e2e_stats = core["end_to_end"]
     core_stats = core["device"]
     for metric, st in (("p95_ms", e2e_stats), ("core_p95_ms", core_stats)):
-        hqa_history.record(model=hqa_model.name, metric=metric, value=st.p95_ms, target="hailo8",
-                           backend=runner.backend, extra=st.to_dict())
-    fails = latency_gate_failures(hqa_model, e2e_stats, core_stats)
+        _record(hqa_history, hqa_variant, metric=metric, value=st.p95_ms, backend=runner.backend, extra=st.to_dict())
+    fails = latency_gate_failures(hef_model, e2e_stats, core_stats)
     assert not fails, "\n".join(fails)
 
 
-def test_hailortcli_second_witness(hqa_model, hqa, hw, hqa_history):
+def test_hailortcli_second_witness(hef_model, hqa_variant, hqa, hw, hqa_history):
     """HailoRT's own device-side latency (``hailortcli run --measure-latency``) next to the host percentiles.
 
     ``--measure-overall-latency`` only for single-input networks, ``--measure-power`` where the board has a sensor;
@@ -124,11 +145,11 @@ def test_hailortcli_second_witness(hqa_model, hqa, hw, hqa_history):
         pytest.skip("hailo8: hailortcli is not on PATH, so there is no device-side witness (it ships with the "
                     "hailort package)")
     runner, _, feeds_list = hw
-    host = measure_runner(runner, _device_feeds(hqa_model, runner, feeds_list[0][1]), warmup=hqa.latency_warmup,
+    host = measure_runner(runner, _device_feeds(hef_model, runner, feeds_list[0][1]), warmup=hqa.latency_warmup,
                           iterations=hqa.latency_iterations)
     runner.deactivate()  # hailortcli opens the device itself: release ours for the duration
     try:
-        rows = run_hailortcli(hqa_model.hef, device_id=hqa.device, frames=max(100, hqa.latency_iterations))
+        rows = run_hailortcli(hef_model.hef, device_id=hqa.device, frames=max(100, hqa.latency_iterations))
     finally:
         runner.activate()
     backend = replace(runner.backend, name="hailortcli")
@@ -137,24 +158,31 @@ def test_hailortcli_second_witness(hqa_model, hqa, hw, hqa_history):
                               ("hailortcli_overall_latency_ms", r.overall_latency_ms),
                               ("hailortcli_avg_power_w", r.average_power_w)):
             if value is not None and not r.failed:
-                hqa_history.record(model=hqa_model.name, metric=metric, value=value, target="hailo8",
-                                   variant=r.network_group, backend=backend, extra=r.to_dict())
+                _record(hqa_history, hqa_variant, metric=metric, value=value, backend=backend,
+                        extra={"network_group": r.network_group, **r.to_dict()})
     fails = witness_failures(rows, host["device"])
     assert not fails, "\n".join(fails + ["", witness_report(rows, host)])
 
 
-def test_hef_only_outputs_vs_golden(hqa_model, hw, hqa_golden):
+def test_hef_only_outputs_vs_golden(hef_model, hqa_variant, hw, hqa_golden):
     """A HEF-only entry has no float reference: its committed device golden is a regression check (a first run
     creates it and fails, asking for review). Models with an ONNX are compared with the float Stage 1 instead."""
     runner, split, feeds_list = hw
     if split is not None:
-        pytest.skip(f"{hqa_model.name}: has an ONNX; checked against the float reference "
+        pytest.skip(f"{hef_model.name}: has an ONNX; checked against the float reference "
                     f"(test_outputs_vs_float_reference_in_quantization_steps)")
-    min_cos = hqa_model.threshold("hailo8", "min_cosine_vs_golden")
+    min_cos = hef_model.threshold("hailo8", "min_cosine_vs_golden")
     for name, feeds in feeds_list:
-        out = runner.infer(_device_feeds(hqa_model, runner, feeds))
-        hqa_golden.check(out, model=hqa_model, target="hailo8", name=name, backend=runner.backend,
+        out = runner.infer(_device_feeds(hef_model, runner, feeds))
+        hqa_golden.check(out, model=hef_model, target="hailo8", name=_golden_name(hqa_variant, name),
+                         backend=runner.backend,
                          min_cosine=min_cos)
+
+
+def _golden_name(hqa_variant, name: str) -> str:
+    """One golden per HEF: the sample name, prefixed with the variant when the model declares several."""
+    spec, v = hqa_variant
+    return name if not spec.declared_variants else f"{v.id.replace('@', '_at_')}__{name}"
 
 
 DEFAULT_MAX_LSB_VS_EMULATOR = {"dfc": 1.0, "ort": 2.0}
@@ -164,23 +192,23 @@ rounding; hailo-qa's ort-emulator is an approximation (its intermediate requanti
 Provisional until measured on a device: set the measured value with its margin in the manifest."""
 
 
-def _device_emulator_float(hqa_model, hqa, hw):
-    """Per output: device, emulator and float Stage-1 outputs (NCHW) and the device's quantization step."""
+def _device_emulator_float(hef_model, hqa_variant, hqa_emulator, hw):
+    """Per output: device, emulator and float Stage-1 outputs (NCHW) and the device's quantization step. The
+    emulator is built as the variant says it was compiled (precision, 16-bit layers, calibration size and source);
+    a HEF whose build is not described is compared with INT8 at the first calibration size."""
     runner, split, feeds_list = hw
     if split is None:
-        pytest.skip(f"{hqa_model.name}: HEF-only model (no ONNX), no emulator or float Stage 1 to compare with")
-    from hailo_qa.quant.calib import calib_set_for_model
-    from hailo_qa.quant.emulator import make_emulator
+        pytest.skip(f"{hef_model.name}: HEF-only model (no ONNX), no emulator or float Stage 1 to compare with")
     from hailo_qa.runners.base import nhwc_to_nchw
     from hailo_qa.runners.onnxrt import OnnxrtRunner
 
-    calib = calib_set_for_model(hqa_model, size=hqa_model.calibration.sizes[0])
-    emu = make_emulator(hqa_model, split, backend=hqa.emulator_backend(), config="int8", calib=calib,
-                        work_dir=hqa.work_dir)
+    variant = hqa_variant[1]
+    emu = hqa_emulator(hef_model, variant.precision or "int8", variant.calib_size or hef_model.calibration.sizes[0],
+                       variant.int16_layers, split=split, calib_source=variant.calib_source)
     rows = []
     with emu, OnnxrtRunner(split.stage1_path, name="float-stage1") as flt:
         for name, feeds in feeds_list:
-            hwout = runner.infer(_device_feeds(hqa_model, runner, feeds))
+            hwout = runner.infer(_device_feeds(hef_model, runner, feeds))
             hw_nchw = {k: nhwc_to_nchw(v) for k, v in hwout.items()}
             emu_out = emu.infer({k: feeds[k] for k in emu.input_metadata()})
             flt_out = flt.infer({k: feeds[k] for k in flt.input_metadata()})
@@ -189,41 +217,41 @@ def _device_emulator_float(hqa_model, hqa, hw):
     return rows
 
 
-def test_outputs_vs_emulator_in_quantization_steps(hqa_model, hqa, hw):
-    limit = hqa_model.threshold("hailo8", "max_lsb_vs_emulator")
+def test_outputs_vs_emulator_in_quantization_steps(hef_model, hqa_variant, hqa, hqa_emulator, hw):
+    limit = hef_model.threshold("hailo8", "max_lsb_vs_emulator")
     source = "manifest"
     if limit is None:
         limit, source = DEFAULT_MAX_LSB_VS_EMULATOR[hqa.emulator_backend()], "default"
     worst = {}
-    for _, hw_out, emu_out, _, scales in _device_emulator_float(hqa_model, hqa, hw):
+    for _, hw_out, emu_out, _, scales in _device_emulator_float(hef_model, hqa_variant, hqa_emulator, hw):
         for k, v in lsb_agreement(emu_out, hw_out, scales).items():
             worst[k] = max(worst.get(k, 0.0), v)
-    assert worst, f"{hqa_model.name}: no device output matches an emulator output by name"
+    assert worst, f"{hef_model.name}: no device output matches an emulator output by name"
     bad = {k: v for k, v in worst.items() if v > limit}
-    assert not bad, f"{hqa_model.name}: device vs emulator exceeds {limit} LSB ({source} gate): {bad}"
+    assert not bad, f"{hef_model.name}: device vs emulator exceeds {limit} LSB ({source} gate): {bad}"
 
 
-def test_outputs_vs_float_reference_in_quantization_steps(hqa_model, hqa, hw):
+def test_outputs_vs_float_reference_in_quantization_steps(hef_model, hqa_variant, hqa, hqa_emulator, hw):
     """The device may be no further from the float Stage 1 than the emulator is, plus the emulator allowance
     (or ``hailo8.max_lsb_vs_float`` when the manifest sets it). Replaces comparing the device with its own first run."""
-    allowance = hqa_model.threshold("hailo8", "max_lsb_vs_emulator") or \
+    allowance = hef_model.threshold("hailo8", "max_lsb_vs_emulator") or \
         DEFAULT_MAX_LSB_VS_EMULATOR[hqa.emulator_backend()]
-    fixed = hqa_model.threshold("hailo8", "max_lsb_vs_float")
+    fixed = hef_model.threshold("hailo8", "max_lsb_vs_float")
     dev, emu = {}, {}
-    for _, hw_out, emu_out, flt_out, scales in _device_emulator_float(hqa_model, hqa, hw):
+    for _, hw_out, emu_out, flt_out, scales in _device_emulator_float(hef_model, hqa_variant, hqa_emulator, hw):
         for k, v in lsb_agreement(flt_out, hw_out, scales).items():
             dev[k] = max(dev.get(k, 0.0), v)
         for k, v in lsb_agreement(flt_out, {k: emu_out[k] for k in hw_out if k in emu_out}, scales).items():
             emu[k] = max(emu.get(k, 0.0), v)
-    assert dev, f"{hqa_model.name}: no device output matches a float Stage-1 output by name"
+    assert dev, f"{hef_model.name}: no device output matches a float Stage-1 output by name"
     bad = {k: (v, fixed if fixed is not None else emu.get(k, 0.0) + allowance) for k, v in dev.items()
            if v > (fixed if fixed is not None else emu.get(k, 0.0) + allowance)}
-    assert not bad, (f"{hqa_model.name}: device vs float Stage 1 (LSB, gate) {bad}; the emulator is "
+    assert not bad, (f"{hef_model.name}: device vs float Stage 1 (LSB, gate) {bad}; the emulator is "
                      f"{emu} LSB from float")
 
 
-def test_determinism(hqa_model, hw):
+def test_determinism(hef_model, hw):
     runner, _, feeds_list = hw
-    feeds = _device_feeds(hqa_model, runner, feeds_list[0][1])
+    feeds = _device_feeds(hef_model, runner, feeds_list[0][1])
     rep = determinism_report(lambda: runner.infer(feeds), runs=DETERMINISM_RUNS)
-    assert rep, f"{hqa_model.name}: non-deterministic on {runner.backend.label()}: {rep.describe()}"
+    assert rep, f"{hef_model.name}: non-deterministic on {runner.backend.label()}: {rep.describe()}"

@@ -192,8 +192,9 @@ def variant_hist(tmp_path):
         _rec(h, "pi", "int8@hailo8", {**GOOD, "pre_norm_distance_drop": 0.0, "distance.40px.match_rate": 0.25,
                                       "diff_p95": 0.35, "session_similarity_spread": 0.38}, target="hailo8", calib=None,
              backend=("hailort", "4.23.0"))
-        h.record(H.make_row(run_id="pi", model="mfn", metric="latency_p95_ms", value=3.4, target="hailo8",
-                            variant="int8@hailo8", git="x", toolchain={}))
+        for metric, value in (("p95_ms", 3.4), ("core_p95_ms", 2.9)):  # as tests/test_hailo8_latency.py records
+            h.record(H.make_row(run_id="pi", model="mfn", metric=metric, value=value, target="hailo8",
+                                variant="int8@hailo8", git="x", toolchain={}))
         yield h
 
 
@@ -207,7 +208,8 @@ def test_variant_comparison_orders_judges_and_meets_device_and_emulator_rows(var
     assert not sel.viable and sel.reasons == ("same-person 0.66 < INT8 baseline 0.68",)
     assert not dev.viable and len(dev.reasons) == 3 and dev.backend == "hailort@4.23.0"
     assert any("match rate at 40 px 0.25" in r for r in dev.reasons)
-    assert dev.figures["latency_p95_ms"] == 3.4 and flt.viable is None
+    assert dev.figures["latency_p95_ms"] == 3.4 and flt.viable is None  # end to end, not the device-only P95
+    assert "latency_p95_ms" not in base.figures  # no latency where none was measured
     assert base.curve[0] == (112, 0.71, 17.3) and base.curve[-1][0] == 20
     header, body = R.variant_tables(data)["mfn"]
     assert header[0] == "variant" and body[0][-1] == "viable" and body[1][-1].startswith("NOT viable: same-person")
