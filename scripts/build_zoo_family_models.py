@@ -1,17 +1,31 @@
-"""Build small YOLOv8-like and YOLOX-like detectors (random weights) as ONNX, exported the way their upstream
-projects export them, so the split's Model Zoo cut points can be tested on real exporter output.
+"""Build small detectors of every Model Zoo family in ``hailo_qa/graph/zoo_cuts.toml`` (random weights) as ONNX,
+exported the way their upstream projects export them, so the split's Model Zoo cut points can be tested on real
+exporter output.
 
 Written for hailo-qa from the published architectures (module names follow the upstream export naming the Model
-Zoo's end-node lists refer to: ``/model.22/cv2.0/cv2.0.2/Conv`` for YOLOv8, ``/head/reg_preds.0/Conv`` for YOLOX);
-no upstream code is used. torch is needed only here::
+Zoo's end-node lists refer to: ``/model.22/cv2.0/cv2.0.2/Conv`` for YOLOv8, ``/head/reg_preds.0/Conv`` for YOLOX,
+``/model.24/m.0/Conv`` for YOLOv5, ``/head/gfl_cls.0/Conv`` for NanoDet-Plus); no upstream code is used. torch is
+needed only here::
 
     pip install torch==2.13.0
     python scripts/build_zoo_family_models.py fixtures/unseen
 
-Writes ``yolov8_like.onnx`` (detect head decoded in the graph: DFL + boxes + class sigmoid, output [1, 4+nc, N],
-as ``ultralytics`` exports) and ``yolox_like.onnx`` (Focus stem by strided slicing, decoupled head, output
-[1, N, 5+nc] with objectness/class sigmoids, as YOLOX's ``export_onnx.py`` does without ``--decode_in_inference``).
-Inputs are 1×3×128×128; weights are seeded.
+Writes (inputs 1×3×128×128, weights seeded):
+
+- ``yolov8_like.onnx``: detect head decoded in the graph (DFL + boxes + class sigmoid), output [1, 4+nc, N], as
+  ``ultralytics`` exports;
+- ``yolox_like.onnx``: Focus stem by strided slicing, decoupled head, output [1, N, 5+nc] with objectness/class
+  sigmoids, as YOLOX's ``export_onnx.py`` does without ``--decode_in_inference``;
+- ``yolov5_like.onnx``: 6×6 stride-2 stem, C3-style blocks, SPPF, PAN neck, ``Detect`` at ``model.24`` decoded in
+  the graph (rank-5 view/permute, sigmoid, grid and anchor decode), output ``output0`` [1, N, 5+nc], as
+  ``yolov5/export.py`` (v7.0) exports;
+- ``scrfd_like.onnx``: SCRFD-500M-style face detector with keypoints: per stride a score (2 anchors), bbox (2×4)
+  and kps (2×10) convolution, each ``permute(2, 3, 0, 1).reshape(-1, C)`` (score sigmoided), outputs ``score_8`` …
+  ``kps_32`` as ``tools/scrfd2onnx.py`` names them; node and tensor names renumbered ``Conv_12`` / ``"345"`` the way
+  torch < 1.13 wrote them (the Model Zoo's ``scrfd_500m.yaml`` end nodes are such names: ``Conv_99`` …);
+- ``nanodet_like.onnx``: NanoDet-Plus-style head: per level depthwise-separable convs and one ``gfl_cls`` conv with
+  ``nc + 4·(reg_max+1)`` channels, split, class sigmoid, concatenated, output ``output`` [1, N, nc+32], as
+  ``nanodet``'s ``_forward_onnx`` exports.
 """
 from __future__ import annotations
 
@@ -26,9 +40,9 @@ REG_MAX = 16  # YOLOv8 distribution bins
 
 
 class ConvBnAct(nn.Module):
-    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1) -> None:
+    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1, p: int | None = None) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(c1, c2, k, s, k // 2, bias=False)
+        self.conv = nn.Conv2d(c1, c2, k, s, k // 2 if p is None else p, bias=False)
         self.bn = nn.BatchNorm2d(c2)
         self.act = nn.SiLU()
 
@@ -135,6 +149,202 @@ class YoloXLike(nn.Module):
         return self.head(feats)
 
 
+class YoloV5Detect(nn.Module):
+    """YOLOv5 Detect (export path): per scale a conv to na·(5+nc), view to rank 5, sigmoid, grid/anchor decode."""
+
+    ANCHORS = ((10, 13, 16, 30, 33, 23), (30, 61, 62, 45, 59, 119), (116, 90, 156, 198, 373, 326))
+
+    def __init__(self, chs: tuple[int, ...], strides: tuple[int, ...], size: int) -> None:
+        super().__init__()
+        self.na, self.no = 3, 5 + NC
+        self.m = nn.ModuleList(nn.Conv2d(c, self.na * self.no, 1) for c in chs)
+        self.strides = strides
+        for i, s in enumerate(strides):
+            n = size // s
+            ys, xs = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32),
+                                    indexing="ij")
+            grid = torch.stack((xs, ys), 2).expand(1, self.na, n, n, 2) - 0.5
+            anchors = torch.tensor(self.ANCHORS[i], dtype=torch.float32).view(1, self.na, 1, 1, 2)
+            self.register_buffer(f"grid{i}", grid.contiguous())
+            self.register_buffer(f"anchor_grid{i}", anchors.expand(1, self.na, n, n, 2).contiguous())
+
+    def forward(self, xs):
+        z = []
+        for i, x in enumerate(xs):
+            x = self.m[i](x)
+            _, _, ny, nx = x.shape
+            x = x.view(1, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+            xy, wh, conf = x.sigmoid().split((2, 2, NC + 1), 4)
+            xy = (xy * 2 + getattr(self, f"grid{i}")) * self.strides[i]
+            wh = (wh * 2) ** 2 * getattr(self, f"anchor_grid{i}")
+            z.append(torch.cat((xy, wh, conf), 4).view(1, self.na * nx * ny, self.no))
+        return torch.cat(z, 1)
+
+
+class C3Like(nn.Module):
+    def __init__(self, c1: int, c2: int) -> None:
+        super().__init__()
+        self.cv1, self.cv2 = ConvBnAct(c1, c2 // 2, 1), ConvBnAct(c1, c2 // 2, 1)
+        self.m = ConvBnAct(c2 // 2, c2 // 2)
+        self.cv3 = ConvBnAct(c2, c2, 1)
+
+    def forward(self, x):
+        return self.cv3(torch.cat((self.m(self.cv1(x)) + self.cv1(x), self.cv2(x)), 1))
+
+
+class SPPF(nn.Module):
+    def __init__(self, c1: int, c2: int) -> None:
+        super().__init__()
+        self.cv1, self.cv2 = ConvBnAct(c1, c1 // 2, 1), ConvBnAct(c1 * 2, c2, 1)
+        self.m = nn.MaxPool2d(5, 1, 2)
+
+    def forward(self, x):
+        x = self.cv1(x)
+        y1 = self.m(x)
+        y2 = self.m(y1)
+        return self.cv2(torch.cat((x, y1, y2, self.m(y2)), 1))
+
+
+class YoloV5Like(nn.Module):
+    """Backbone (model.0-9), PAN neck (model.10-23) and Detect (model.24), indexed as yolov5s.yaml lays them out."""
+
+    def __init__(self, size: int = 128) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [ConvBnAct(3, 8, 6, 2, 2), ConvBnAct(8, 16, 3, 2), C3Like(16, 16),
+                                   ConvBnAct(16, 32, 3, 2), C3Like(32, 32), ConvBnAct(32, 48, 3, 2), C3Like(48, 48),
+                                   ConvBnAct(48, 64, 3, 2), C3Like(64, 64), SPPF(64, 64),
+                                   ConvBnAct(64, 48, 1), nn.Upsample(scale_factor=2.0, mode="nearest"),
+                                   nn.Identity(), C3Like(96, 48),
+                                   ConvBnAct(48, 32, 1), nn.Upsample(scale_factor=2.0, mode="nearest"),
+                                   nn.Identity(), C3Like(64, 32),
+                                   ConvBnAct(32, 32, 3, 2), nn.Identity(), C3Like(64, 48),
+                                   ConvBnAct(48, 48, 3, 2), nn.Identity(), C3Like(96, 64)]
+        layers.append(YoloV5Detect((32, 48, 64), (8, 16, 32), size))
+        self.model = nn.ModuleList(layers)
+
+    def forward(self, x):
+        m = self.model
+        x = m[0](x)
+        x = m[1](x)
+        p3 = m[4](m[3](m[2](x)))
+        p4 = m[6](m[5](p3))
+        p5 = m[9](m[8](m[7](p4)))
+        h10 = m[10](p5)
+        h13 = m[13](torch.cat((m[11](h10), p4), 1))
+        h14 = m[14](h13)
+        out3 = m[17](torch.cat((m[15](h14), p3), 1))
+        out4 = m[20](torch.cat((m[18](out3), h14), 1))
+        out5 = m[23](torch.cat((m[21](out4), h10), 1))
+        return m[24]([out3, out4, out5])
+
+
+class ScrfdLike(nn.Module):
+    """SCRFD-500M-like: small backbone, per stride two stacked convs, score/bbox/kps convs (2 anchors)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.ModuleList([ConvBnAct(3, 8, 3, 2), ConvBnAct(8, 16, 3, 2), ConvBnAct(16, 16, 3, 2),
+                                       ConvBnAct(16, 24, 3, 2), ConvBnAct(24, 32, 3, 2)])
+        self.lateral = nn.ModuleList(nn.Conv2d(c, 16, 1) for c in (16, 24, 32))
+        self.cls_convs = nn.ModuleList(nn.Sequential(ConvBnAct(16, 16), ConvBnAct(16, 16)) for _ in range(3))
+        self.stride_cls = nn.ModuleList(nn.Conv2d(16, 2, 3, 1, 1) for _ in range(3))
+        self.stride_reg = nn.ModuleList(nn.Conv2d(16, 2 * 4, 3, 1, 1) for _ in range(3))
+        self.stride_kps = nn.ModuleList(nn.Conv2d(16, 2 * 10, 3, 1, 1) for _ in range(3))
+
+    def forward(self, x):
+        feats = []
+        for i, m in enumerate(self.backbone):
+            x = m(x)
+            if i >= 2:
+                feats.append(x)
+        lat = [l(f) for l, f in zip(self.lateral, feats)]
+        for i in (1, 0):  # top-down FPN
+            lat[i] = lat[i] + nn.functional.interpolate(lat[i + 1], scale_factor=2.0, mode="nearest")
+        scores, boxes, kpss = [], [], []
+        for i, f in enumerate(lat):
+            f = self.cls_convs[i](f)
+            scores.append(self.stride_cls[i](f).permute(2, 3, 0, 1).reshape(-1, 1).sigmoid())
+            boxes.append(self.stride_reg[i](f).permute(2, 3, 0, 1).reshape(-1, 4))
+            kpss.append(self.stride_kps[i](f).permute(2, 3, 0, 1).reshape(-1, 10))
+        return (*scores, *boxes, *kpss)
+
+
+class DwPw(nn.Module):
+    """Depthwise-separable conv module (NanoDet-Plus head: DW 5×5 + BN + LeakyReLU, PW + BN + LeakyReLU)."""
+
+    def __init__(self, c1: int, c2: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(c1, c1, 5, 1, 2, groups=c1, bias=False)
+        self.dwnorm = nn.BatchNorm2d(c1)
+        self.pointwise = nn.Conv2d(c1, c2, 1, bias=False)
+        self.pwnorm = nn.BatchNorm2d(c2)
+        self.act = nn.LeakyReLU(0.1)
+
+    def forward(self, x):
+        return self.act(self.pwnorm(self.pointwise(self.act(self.dwnorm(self.depthwise(x))))))
+
+
+class NanoDetPlusHead(nn.Module):
+    REG_MAX = 7
+
+    def __init__(self, levels: int = 3, ch: int = 16) -> None:
+        super().__init__()
+        self.cls_convs = nn.ModuleList(nn.Sequential(DwPw(ch, ch), DwPw(ch, ch)) for _ in range(levels))
+        self.gfl_cls = nn.ModuleList(nn.Conv2d(ch, NC + 4 * (self.REG_MAX + 1), 1) for _ in range(levels))
+
+    def forward(self, feats):
+        outs = []
+        for feat, convs, gfl in zip(feats, self.cls_convs, self.gfl_cls):
+            out = gfl(convs(feat))
+            cls_pred, reg_pred = out.split([NC, 4 * (self.REG_MAX + 1)], dim=1)
+            outs.append(torch.cat([cls_pred.sigmoid(), reg_pred], dim=1).flatten(start_dim=2))
+        return torch.cat(outs, dim=2).permute(0, 2, 1)
+
+
+class NanoDetPlusLike(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.ModuleList([ConvBnAct(3, 8, 3, 2), ConvBnAct(8, 16, 3, 2), ConvBnAct(16, 24, 3, 2),
+                                       ConvBnAct(24, 32, 3, 2), ConvBnAct(32, 48, 3, 2)])
+        self.fpn = nn.ModuleList(nn.Conv2d(c, 16, 1) for c in (24, 32, 48))
+        self.head = NanoDetPlusHead()
+
+    def forward(self, x):
+        feats = []
+        for i, m in enumerate(self.backbone):
+            x = m(x)
+            if i >= 2:
+                feats.append(x)
+        lat = [l(f) for l, f in zip(self.fpn, feats)]
+        for i in (1, 0):  # GhostPAN-like top-down path (upsample + add)
+            lat[i] = lat[i] + nn.functional.interpolate(lat[i + 1], scale_factor=2.0, mode="bilinear",
+                                                        align_corners=False)
+        return self.head(lat)
+
+
+def _old_exporter_names(path: Path) -> None:
+    """Rename nodes ``<Op>_<k>`` and internal tensors to numbers, as torch < 1.13's exporter wrote them."""
+    import onnx
+
+    m = onnx.load(str(path))
+    g = m.graph
+    keep = {i.name for i in g.input} | {o.name for o in g.output} | {t.name for t in g.initializer}
+    ren: dict[str, str] = {}
+    k = 0
+    for n in g.node:
+        for o in n.output:
+            if o and o not in keep:
+                ren[o] = str(100 + k)
+                k += 1
+    for idx, n in enumerate(g.node):
+        n.name = f"{n.op_type}_{idx}"
+        n.input[:] = [ren.get(i, i) for i in n.input]
+        n.output[:] = [ren.get(o, o) for o in n.output]
+    for vi in g.value_info:
+        vi.name = ren.get(vi.name, vi.name)
+    onnx.save(m, str(path))
+
+
 def _randomize(model: nn.Module, seed: int) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     for mod in model.modules():
@@ -146,9 +356,9 @@ def _randomize(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-def export(model: nn.Module, path: Path, output: str) -> None:
-    torch.onnx.export(model, (torch.rand(1, 3, 128, 128),), str(path), input_names=["images"],
-                      output_names=[output], opset_version=13, dynamo=False)
+def export(model: nn.Module, path: Path, output: str | list[str], name: str = "images") -> None:
+    torch.onnx.export(model, (torch.rand(1, 3, 128, 128),), str(path), input_names=[name],
+                      output_names=[output] if isinstance(output, str) else output, opset_version=13, dynamo=False)
 
 
 def main(out: str) -> None:
@@ -158,7 +368,15 @@ def main(out: str) -> None:
     export(_randomize(YoloV8Like(), 1), d / "yolov8_like.onnx", "output0")
     torch.manual_seed(0)
     export(_randomize(YoloXLike(), 2), d / "yolox_like.onnx", "output")
-    for f in ("yolov8_like.onnx", "yolox_like.onnx"):
+    torch.manual_seed(0)
+    export(_randomize(YoloV5Like(), 3), d / "yolov5_like.onnx", "output0")
+    torch.manual_seed(0)
+    export(_randomize(ScrfdLike(), 4), d / "scrfd_like.onnx",
+           [f"{k}_{s}" for k in ("score", "bbox", "kps") for s in (8, 16, 32)], name="input.1")
+    _old_exporter_names(d / "scrfd_like.onnx")
+    torch.manual_seed(0)
+    export(_randomize(NanoDetPlusLike(), 5), d / "nanodet_like.onnx", "output", name="data")
+    for f in ("yolov8_like.onnx", "yolox_like.onnx", "yolov5_like.onnx", "scrfd_like.onnx", "nanodet_like.onnx"):
         print(d / f, (d / f).stat().st_size, "bytes")
 
 

@@ -37,11 +37,13 @@ def test_split_offers_the_model_zoo_cut(case):
     path = FIXTURES / case["model"]
     r = stages_from_onnx(path)
     assert r.mode == "zoo" and r.report["zoo"]["family"] == case["family"] and r.report["zoo"]["offered"]
-    assert sorted(b.producer for b in r.boundary) == sorted(case["end_nodes"])
+    assert sorted({b.producer for b in r.boundary}) == sorted(case["end_nodes"])
     labels = [c["label"] for c in r.report["candidates"]]
     assert labels == ["largest device stage", f"Model Zoo cut ({case['family']})"]
     largest, zoo = r.report["candidates"]
-    assert zoo["chosen"] and not largest["chosen"] and zoo["boundary"] != largest["boundary"]
+    assert zoo["chosen"] and not largest["chosen"]
+    same = sorted(b["name"] for b in zoo["boundary"]) == sorted(b["name"] for b in largest["boundary"])
+    assert same is case.get("same_as_largest", False)
     assert "## Cuts side by side" in render_report(r.report)
     assert verify_split(path, r, n=1).verdict == "bit-exact"
 
@@ -51,6 +53,14 @@ def test_rules_accept_everything_before_a_real_cut(case):
     """The corpus check: no node the Zoo runs on the device is rejected by our (conservative) rule table."""
     r = stages_from_onnx(FIXTURES / case["model"], end_nodes=case["end_nodes"])  # raises if a node is rejected
     assert r.report["stage1_rejected_allowed"] == []
+
+
+FAMILIES_WITHOUT_A_MODEL = {"nanodet", "detr"}
+"""Families of zoo_cuts.toml no corpus model exercises yet (old NanoDet's per-stride outputs, DETR)."""
+
+
+def test_every_family_has_a_model_in_the_corpus():
+    assert {f.name for f in load_families()} - {c["family"] for c in CORPUS} == FAMILIES_WITHOUT_A_MODEL
 
 
 def test_yolov8_cut_is_the_head_convs_not_the_concats():
