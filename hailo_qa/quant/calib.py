@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import glob as _glob
 import hashlib
+import os
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -64,20 +65,23 @@ _CACHE_BYTES = 64 * 1024 * 1024  # decoded sources kept while streaming augmente
 
 
 # --------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Item:
-    """One real sample: where it is and how to read it (never the data itself, except for in-memory arrays)."""
+    """One real sample: where it is and how to read it (never the data itself, except for in-memory arrays).
+
+    Kept small (slots, the path as a string): a set of 8192 files holds 8192 of these, and their size is all that
+    grows with the set (``benchmarks/test_bench_calib.py``)."""
 
     kind: str  # "npy" | "npz" | "image" | "array"
     label: str  # for messages: "a.npy", "b.npz[x][3]"
-    path: Path | None = None
+    path: str | None = None
     key: str = ""
     index: int | None = None  # index along the first axis of a stacked (N, ...) array
     layout: str = "CHW"  # how a tensor sample is stored: "CHW" or "HWC"
     array: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def sort_key(self) -> tuple:
-        return (str(self.path) if self.path else "", self.key, -1 if self.index is None else self.index, self.label)
+        return (self.path or "", self.key, -1 if self.index is None else self.index, self.label)
 
 
 @dataclass(frozen=True)
@@ -398,7 +402,7 @@ def calib_set_for_model(spec: ModelSpec, *, size: int, seed: int | None = None, 
                                 augment=cal.augment if augment is None else augment, validate=validate)
 
 
-def calib_set_from_files(files: Sequence[Path], inp: InputSpec, *, size: int, seed: int = 0,
+def calib_set_from_files(files: Sequence[Path | str], inp: InputSpec, *, size: int, seed: int = 0,
                          max_samples: int | None = None, normalization: str = "host", model: str = "",
                          source: str = "", augment: bool = False, validate: bool = True) -> CalibSet:
     """A calibration set from ``.npy`` / ``.npz`` / image files (see the module docstring for every rule).
@@ -480,11 +484,15 @@ def _nchw_spec(inp: InputSpec, normalization: str, ctx: str) -> InputSpec:
     return dataclasses.replace(inp, shape=(1, c, h, w), layout="NCHW", dtype="float32", preprocess=pre)
 
 
-def _resolve_source(src: str, base: Path, ctx: str) -> list[Path]:
+def _usable(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in TENSOR_SUFFIXES + IMAGE_SUFFIXES
+
+
+def _resolve_source(src: str, base: Path, ctx: str) -> list[Path | str]:
     p = resolve_path(src, base)
     if any(ch in src for ch in "*?["):
-        hits = [Path(h) for h in _glob.glob(str(p), recursive=True)]
-        files = [h for h in hits if h.is_file() and h.suffix.lower() in TENSOR_SUFFIXES + IMAGE_SUFFIXES]
+        hits = _glob.glob(str(p), recursive=True)
+        files = [h for h in hits if _usable(h) and os.path.isfile(h)]
         if not files:
             raise InputDataError(f"calibration source '{src}' matches no .npy/.npz/image file",
                                  note=f"the glob {p} matched {len(hits)} paths, none usable",
@@ -492,8 +500,9 @@ def _resolve_source(src: str, base: Path, ctx: str) -> list[Path]:
                                  context=ctx)
         return files
     if p.is_dir():
-        entries = [q for q in p.iterdir() if q.is_file()]
-        files = [q for q in entries if q.suffix.lower() in TENSOR_SUFFIXES + IMAGE_SUFFIXES]
+        with os.scandir(p) as it:  # path strings, not Path objects: a folder may hold thousands of samples
+            entries = [e.path for e in it if e.is_file()]
+        files = [q for q in entries if _usable(q)]
         if not files:
             raise InputDataError(f"calibration source '{src}' ({p}) holds no .npy/.npz/image file",
                                  note=f"the folder has {len(entries)} files; supported: "
@@ -527,21 +536,22 @@ def _stacked_layout(shape: tuple[int, ...], c: int, h: int, w: int) -> str | Non
     return _layout_of(shape[1:], c, h, w) if len(shape) == 4 else None
 
 
-def _scan(files: Sequence[Path], nchw: InputSpec, ctx: str) -> list[_Item]:
+def _scan(files: Sequence[Path | str], nchw: InputSpec, ctx: str) -> list[_Item]:
     """List the real items of ``files`` from headers only (no sample data is read for .npy)."""
     _, c, h, w = nchw.shape
     items: list[_Item] = []
     bad_shape: list[tuple[str, tuple, str | None]] = []
     bad_dtype: list[tuple[str, np.dtype]] = []
-    for f in sorted({Path(x) for x in files}, key=str):
-        suf = f.suffix.lower()
+    for name in sorted({str(Path(x)) for x in files}):
+        suf = os.path.splitext(name)[1].lower()
         if suf in IMAGE_SUFFIXES:
             if c not in (1, 3):
-                raise InputDataError(f"image '{f.name}' cannot calibrate input '{nchw.name}' with {c} channels",
+                raise InputDataError(f"image '{os.path.basename(name)}' cannot calibrate input '{nchw.name}' with {c} channels",
                                      note="image sources give 3 channels (RGB) or 1 (grayscale)",
                                      hint="use .npy samples", context=ctx)
-            items.append(_Item("image", f.name, path=f))
+            items.append(_Item("image", os.path.basename(name), path=name))
             continue
+        f = Path(name)
         if suf == ".npy":
             arrays = [("", _npy_header(f, ctx))]
         elif suf == ".npz":
@@ -563,10 +573,10 @@ def _scan(files: Sequence[Path], nchw: InputSpec, ctx: str) -> list[_Item]:
                 bad_dtype.append((label, dtype))
                 continue
             if stacked:
-                items.extend(_Item(kind, f"{label}[{k}]", path=f, key=key, index=k, layout=layout)
+                items.extend(_Item(kind, f"{label}[{k}]", path=name, key=key, index=k, layout=layout)
                              for k in range(shape[0]))
             else:
-                items.append(_Item(kind, label, path=f, key=key, layout=layout))
+                items.append(_Item(kind, label, path=name, key=key, layout=layout))
     _raise_shape_dtype(bad_shape, bad_dtype, len(files), nchw, ctx)
     return items
 
@@ -757,31 +767,40 @@ def validate_calib(calib: CalibSet, *, include_augmented: bool = False) -> None:
     """
     ctx = f"{calib.model} | calib"
     n = calib.count if include_augmented else calib.real
-    nonfinite: list[tuple[str, int, int]] = []
-    mins: list[tuple[float, str]] = []
-    maxs: list[tuple[float, str]] = []
+    # one streaming pass; what is kept does not grow with the set (running extremes, the first few bad labels)
+    lo, hi = calib.expected_range if calib.expected_range is not None else (-np.inf, np.inf)
+    tol = 0.02 * (hi - lo) if calib.expected_range is not None else 0.0
+    n_nonfinite, nonfinite = 0, []  # (label, NaN count, Inf count) of the first 5
+    n_bad, bad = 0, []  # labels of the first 3 samples out of the expected range
+    dmin, lab_min, dmax, lab_max = np.inf, "", -np.inf, ""
     cache: OrderedDict = OrderedDict()
     for i in range(n):
         x = calib._sample(i, cache)
         label = calib.items[i].label if i < calib.real else f"augmented[{i - calib.real}]"
         finite = np.isfinite(x)
         if not finite.all():
-            nonfinite.append((label, int(np.isnan(x).sum()), int((~finite).sum() - np.isnan(x).sum())))
+            n_nonfinite += 1
+            if len(nonfinite) < 5:
+                nan = int(np.isnan(x).sum())
+                nonfinite.append((label, nan, int((~finite).sum()) - nan))
             continue
-        mins.append((float(x.min()), label))
-        maxs.append((float(x.max()), label))
-    if nonfinite:
-        listing = ", ".join(f"{lbl} ({nn} NaN, {ni} Inf)" for lbl, nn, ni in nonfinite[:5]) + (
-            f" (+{len(nonfinite) - 5} more)" if len(nonfinite) > 5 else "")
-        raise InputDataError(f"{len(nonfinite)} of {n} calibration samples hold NaN/Inf: {listing}",
+        xmin, xmax = float(x.min()), float(x.max())
+        if xmin < dmin:
+            dmin, lab_min = xmin, label
+        if xmax > dmax:
+            dmax, lab_max = xmax, label
+        if xmin < lo - tol or xmax > hi + tol:
+            n_bad += 1
+            if len(bad) < 3:
+                bad.append(label)
+    if n_nonfinite:
+        listing = ", ".join(f"{lbl} ({nn} NaN, {ni} Inf)" for lbl, nn, ni in nonfinite) + (
+            f" (+{n_nonfinite - 5} more)" if n_nonfinite > 5 else "")
+        raise InputDataError(f"{n_nonfinite} of {n} calibration samples hold NaN/Inf: {listing}",
                              note="expected finite values only", hint="fix or remove those samples", context=ctx)
-    if not mins or calib.expected_range is None:
+    if not lab_min or calib.expected_range is None:
         return
-    dmin, lab_min = min(mins)
-    dmax, lab_max = max(maxs)
-    lo, hi = calib.expected_range
     span = hi - lo
-    tol = 0.02 * span
     got = f"values lie in [{dmin:.4g}, {dmax:.4g}] (min in {lab_min}, max in {lab_max})"
     looks_normalized = dmax <= 1.0 + 1e-6 and dmin >= -1.0 - 1e-6
     if calib.normalization == "on_chip" and looks_normalized:
@@ -802,13 +821,11 @@ def validate_calib(calib: CalibSet, *, include_augmented: bool = False) -> None:
                              hint="normalize the samples ((x - mean) / std, as the input's preprocess says), or set "
                                   "quantization.normalization = \"on_chip\" so the model script normalizes",
                              context=ctx)
-    if dmin < lo - tol or dmax > hi + tol:
-        bad = [lbl for v, lbl in mins if v < lo - tol] + [lbl for v, lbl in maxs if v > hi + tol]
-        bad = list(dict.fromkeys(bad))
+    if n_bad:
         why = ("raw pixels for on-chip normalization" if calib.normalization == "on_chip"
                else "the input range declared in the manifest")
-        raise InputDataError(f"calibration data is outside the expected range: {got}; {len(bad)} sample(s) "
-                             f"out of range, e.g. {', '.join(bad[:3])}",
+        raise InputDataError(f"calibration data is outside the expected range: {got}; {n_bad} sample(s) "
+                             f"out of range, e.g. {', '.join(bad)}",
                              note=f"expected values in [{lo:g}, {hi:g}] ({why})",
                              hint="check the preprocessing of the samples against the manifest's range/preprocess",
                              context=ctx)

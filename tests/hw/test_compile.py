@@ -195,3 +195,44 @@ def test_an_unknown_level_is_recorded_as_unknown_not_the_requested_one(fake, tmp
     (r,) = run([variant(onnx_path, requested_level=2)], tmp_path / "out").results
     assert r.ok and r.optimization["used"] == "unknown" and r.optimization["requested"] == 2
     assert "not in the DFC's logs" in r.optimization["used_source"]
+
+
+def test_level_drop_preflight_counts_real_samples_only(fake, tmp_path, onnx_path):
+    """1100 samples of which 100 are real: the DFC's "fewer than 1024 samples" drop is predicted (level 1), the
+    augmented 1000 do not count; 1100 real samples keep level 2."""
+    rng = np.random.default_rng(0)
+    mixed = rng.random((1100, 8, 8, 3), dtype=np.float32).view(hc.CalibArray)
+    mixed.real_samples = 100
+    fake.gpu = True
+    with pytest.warns(OptimizationLevelWarning, match="less data than the recommended amount"):
+        (r,) = run([variant(onnx_path, requested_level=2, min_optimization_level=2)], tmp_path / "a", calib=mixed,
+                   gpu=True).results
+    o = r.optimization
+    assert (o["predicted"], o["calib_size"], o["calib_real"], o["calib_augmented"]) == (1, 100, 100, 1000)
+    assert "(got 100)" in o["reason"]
+    real = np.asarray(mixed).copy()  # a plain array: every sample real
+    (r2,) = run([variant(onnx_path, "tiny_b", requested_level=2, min_optimization_level=2)], tmp_path / "b",
+                calib=real, gpu=True).results
+    assert (r2.optimization["predicted"], r2.optimization["calib_real"], r2.optimization["reason"]) == (2, 1100, "")
+
+
+def test_calib_for_model_carries_the_real_count(tmp_path):
+    """The manifest path: 3 real .npy samples, augmentation opted in, 40 requested -> 40 samples, 3 counted real."""
+    d = tmp_path / "calib"
+    d.mkdir()
+    for i in range(3):
+        np.save(d / f"s{i}.npy", np.random.default_rng(i).uniform(0, 1, (1, 3, 8, 8)).astype(np.float32))
+    m = tmp_path / "models.toml"
+    m.write_text(f"""schema = 1
+[models.tiny]
+file = "{_support.tiny_onnx(tmp_path / 'tiny.onnx')}"
+[[models.tiny.inputs]]
+name = "images"
+shape = [1, 3, 8, 8]
+range = [0.0, 1.0]
+[models.tiny.calibration]
+source = "calib"
+augment = true
+""")
+    arr = hc.calib_for_model(load_manifest(m).get("tiny"), size=40)
+    assert arr.shape == (40, 8, 8, 3) and arr.real_samples == 3 and hc._calib_count(arr) == 3

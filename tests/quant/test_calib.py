@@ -179,6 +179,19 @@ def test_no_hidden_cap_on_real_samples(tmp_path):
     assert (cs.real, cs.augmented, cs.shortfall) == (100, 0, 0)
 
 
+def test_no_cap_beyond_the_dfc_recommended_1024(tmp_path):
+    """5000 real samples (one stacked .npy, memory-mapped) give a set of 5000 real: no cap at 64, 1024 or 4096;
+    ``max_samples`` caps exactly where it says."""
+    d = tmp_path / "d"
+    d.mkdir()
+    np.save(d / "stack.npy", np.random.default_rng(0).uniform(-1, 1, (5000, C, H, W)).astype(np.float32))
+    cs = calib_set_for_model(model(tmp_path, str(d)), size=5000)
+    assert (cs.real, cs.augmented, cs.requested, cs.shortfall, cs.real_available) == (5000, 0, 5000, 0, 5000)
+    assert sum(1 for _ in cs.iter_samples()) == 5000
+    capped = calib_set_for_model(model(tmp_path, str(d), max_samples=3000), size=5000)
+    assert (capped.real, capped.augmented, capped.shortfall) == (3000, 0, 2000)
+
+
 def test_fewer_real_samples_than_requested_is_reported_not_invented(tmp_path):
     write_npy(tmp_path / "d", 3)
     cs = calib_set_for_model(model(tmp_path, str(tmp_path / "d")), size=16)

@@ -181,3 +181,15 @@ def test_evaluate_quantization_on_mtcnn_onet(onet, tmp_path):
         qe.evaluate_quantization(onet, config="int8", calib_size=0, backend="ort", work_dir=tmp_path)
     with pytest.raises(InputDataError, match="unknown"):
         qe.evaluate_quantization(onet, config="int8", calib_size=4, backend="tpu", work_dir=tmp_path)
+
+
+def test_a_short_calibration_set_says_so_in_the_result(onet, tmp_path):
+    """Augmentation off and fewer real samples than requested: the result holds the real ones and says it is short
+    (the registered photos are the only real samples; the manifest's augment = true is switched off here)."""
+    spec = dataclasses.replace(onet, calibration=dataclasses.replace(onet.calibration, augment=False))
+    real = len(onet.samples)
+    r = qe.evaluate_quantization(spec, config="int8", calib_size=real + 11, backend="ort", work_dir=tmp_path, n_eval=2)
+    assert (r.calib_size, r.calib_real, r.calib_augmented, r.calib_requested) == (real, real, 0, real + 11)
+    assert f"({real} real, 0 augmented; {real + 11} requested, 11 short: fewer real samples than requested" in r.table()
+    d = r.to_dict()
+    assert (d["calib_size"], d["calib_real"], d["calib_augmented"], d["calib_requested"]) == (real, real, 0, real + 11)
