@@ -1,4 +1,5 @@
-"""hailo-qa split MODEL --out DIR [--cut NAMES] [--end-nodes NAMES] [--batch 1] [--shape NAME=DIMS] [--no-simplify]"""
+"""hailo-qa split MODEL --out DIR [--cut NAMES] [--end-nodes NAMES] [--batch 1] [--shape NAME=DIMS] [--no-simplify]
+[--no-int8-error] [--int8-range LO,HI]"""
 from __future__ import annotations
 
 HELP = "split a model into a device Stage 1 and a host Stage 2 (stage1.onnx, stage2.onnx, split_report.{json,md})"
@@ -17,6 +18,19 @@ def _names(value: str) -> list[str]:
                                          "names, e.g. /model/conv5/Relu_output_0 (omit the option for an automatic "
                                          "split)")
     return names
+
+
+def _value_range(value: str) -> tuple[float, float]:
+    import argparse
+    import math
+
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected LO,HI with LO < HI, e.g. 0,255")
+    return lo, hi
 
 
 def add_arguments(p) -> None:
@@ -38,6 +52,13 @@ def add_arguments(p) -> None:
                    help="do not ask the DFC parser for end nodes even where it is installed")
     p.add_argument("--no-simplify", action="store_true",
                    help="split the graph as given (dynamic dims pinned, no constant folding)")
+    p.add_argument("--no-int8-error", action="store_true",
+                   help="do not measure the INT8 error of each candidate cut (largest device stage vs Model Zoo cut; "
+                        "built-in emulator, seeded random calibration)")
+    p.add_argument("--int8-range", type=_value_range, default=(0.0, 1.0), metavar="LO,HI",
+                   help="value range of the random calibration/evaluation inputs of the INT8 error (default 0,1)")
+    p.add_argument("--work-dir", metavar="DIR", default=None,
+                   help="cache folder for the quantized candidates. Default: $HAILO_QA_STATE_DIR/work")
     p.add_argument("--verify", type=verify_count, default=1, metavar="N",
                    help="prove stage2(stage1(x)) == model(x) bit-exactly on N random inputs before writing anything "
                         "(0: skip; default 1)")
@@ -65,6 +86,13 @@ def run(args) -> int:
             err.hint = f"nothing was written to {args.out}. " + (err.hint or "")
             raise err
         result = dataclasses.replace(result, report={**result.report, "proof": proof.to_dict()})
+    if result.report.get("candidates") and not args.no_int8_error:
+        from hailo_qa import config
+        from hailo_qa.quant.cut_error import fill_candidate_errors
+
+        work = args.work_dir or (config.STATE_DIR / "work")
+        check_out_dir(work, "--work-dir")
+        fill_candidate_errors(result, work_dir=work, value_range=args.int8_range)
     result = write_stages(result, args.out)
     print(render_report(result.report))
     print(f"wrote {result.stage1_path}, {result.stage2_path}, split_report.json, split_report.md")

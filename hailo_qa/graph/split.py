@@ -63,6 +63,8 @@ class SplitResult:
     report: Mapping[str, Any] = field(repr=False)
     stage1_path: Path | None = None
     stage2_path: Path | None = None
+    alternatives: tuple[SplitResult, ...] = field(default=(), repr=False, compare=False)
+    """The other candidate cuts of ``report["candidates"]`` (in order, the chosen one excluded); not written."""
 
     @property
     def host_inputs(self) -> tuple[str, ...]:
@@ -217,7 +219,7 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
              _candidate(f"Model Zoo cut ({zoo.family.name})", zoo_split, g, chosen=True)]
     zoo_split.report["zoo"] = {**zoo.to_dict(), "offered": True}
     zoo_split.report["candidates"] = cands
-    return zoo_split
+    return dataclasses.replace(zoo_split, alternatives=(largest,))
 
 
 def _cut(source, original, prep, g: GraphIndex, imgs, verdicts, vmap, *, cut: Sequence[str] = (),
@@ -447,14 +449,25 @@ def render_report(report: Mapping[str, Any]) -> str:
             lines.append(f"- not used: {z.get('why_not', '')}")
     if report.get("candidates"):
         lines += ["", "## Cuts side by side", "",
-                  "| cut | boundary | device nodes | host nodes | host MACs | INT8 error (SNR dB) |", "|---|---|---|---|---|---|"]
+                  "| cut | boundary | device nodes | host nodes | host MACs | INT8 error: SNR dB / cosine min "
+                  "(worst output) |", "|---|---|---|---|---|---|"]
         for c in report["candidates"]:
             bnd = ", ".join(f"`{b['name']}` {b['shape']}" for b in c["boundary"][:6]) + (
                 f" (+{len(c['boundary']) - 6})" if len(c["boundary"]) > 6 else "")
-            snr = c.get("int8_snr_db")
+            q = c.get("int8")
+            err = "not measured" if q is None else (
+                f"{q['snr_db']:.1f} / {q['cosine']:.5f} (worst output "
+                f"{min(v['snr_db'] for v in q['per_output'].values()):.1f} dB)")
             lines.append(f"| {'**' + c['label'] + '** (chosen)' if c['chosen'] else c['label']} | {bnd} "
-                         f"| {c['stage1_nodes']} | {c['stage2_nodes']} | {c['host_macs']:,} "
-                         f"| {'-' if snr is None else f'{snr:.1f}'} |")
+                         f"| {c['stage1_nodes']} | {c['stage2_nodes']} | {c['host_macs']:,} | {err} |")
+        measured = [c["int8"] for c in report["candidates"] if c.get("int8")]
+        if measured:
+            lines += ["", f"INT8 error by {measured[0]['backend']} ({measured[0]['backend_note']}); calibration: "
+                          f"{measured[0]['calibration']}; {measured[0]['eval_inputs']} held-out random inputs. "
+                          "Per boundary output:", ""]
+            lines += [f"- {c['label']}: " + ", ".join(f"`{n}` {v['snr_db']:.1f} dB / {v['cosine']:.5f}"
+                                                      for n, v in c["int8"]["per_output"].items())
+                      for c in report["candidates"] if c.get("int8")]
     if report["host_ops"]:
         lines += ["", "## Ops left on the host (rejected by the rules)", ""]
         lines += [f"- **{op}**: {why}" for op, why in report["host_ops"].items()]
@@ -469,7 +482,8 @@ def write_stages(result: SplitResult, out_dir: str | Path) -> SplitResult:
              "split_report.md": render_report(result.report).encode()}
     for name, data in files.items():
         atomic_write(out / name, data)
-    return dataclasses.replace(result, stage1_path=out / "stage1.onnx", stage2_path=out / "stage2.onnx")
+    return dataclasses.replace(result, stage1_path=out / "stage1.onnx", stage2_path=out / "stage2.onnx",
+                               alternatives=result.alternatives)
 
 
 def load_stages(out_dir: str | Path) -> SplitResult:
