@@ -401,10 +401,12 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
 
         hw = spec.device_inputs[0].hw
         try:
-            values["detection_agreement"] = float(np.mean([metrics.detection_agreement(
-                decode_heads(zoo["decode"], r, hw), decode_heads(zoo["decode"], t, hw), min_score=0.25).agreement
-                for r, t in zip(ref, test)]))
-            notes.append(f"detection agreement from the {zoo['family']} heads decoded to boxes (score ≥ 0.25, NMS)")
+            agr = [metrics.detection_agreement(decode_heads(zoo["decode"], r, hw), decode_heads(zoo["decode"], t, hw),
+                                               min_score=0.25) for r, t in zip(ref, test)]
+            # symmetric (matched / max(n_ref, n_test)): a corrupted head that floods boxes must not score as found
+            values["detection_agreement"] = float(np.mean([min(a.agreement, a.precision) for a in agr]))
+            notes.append(f"detection agreement from the {zoo['family']} heads decoded to boxes (score ≥ 0.25, NMS; "
+                         f"matched / max(float, quantized) detections)")
         except InputDataError as err:  # per-output SNR/cosine are kept whatever happens here
             notes.append(f"heads not decoded ({err.what}); per-output SNR and cosine only")
     elif spec.task in ("detection", "classification") and split.stage2_path is not None:
