@@ -348,6 +348,9 @@ def _old_exporter_names(path: Path) -> None:
 def _randomize(model: nn.Module, seed: int) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     for mod in model.modules():
+        if isinstance(mod, nn.Conv2d) and mod.weight.requires_grad:  # He init: the signal survives the depth, so the
+            fan_in = mod.weight[0].numel()  # heads depend on the image (torch's default init shrinks it ×0.6 a layer)
+            mod.weight.data.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=g)
         if isinstance(mod, nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.2, 0.2, generator=g)
             mod.running_var.uniform_(0.5, 1.5, generator=g)

@@ -101,7 +101,11 @@ def test_zoo_cut_heads_decode_to_the_models_own_boxes(name):
     got = decode_heads(family, heads, (128, 128), max_det=10**6, iou=1.01)
     assert len(ref["boxes"]) >= 5, "the look-alike should detect something on noise at 0.25"
     assert len(got["boxes"]) == len(ref["boxes"])
-    assert detection_agreement(ref, got, iou=0.9995, min_score=0.25).agreement == 1.0  # same label, same box (float ties reorder)
+    # every reference box has a decoded twin: same label, coordinates within 1e-3 px (float ties reorder them;
+    # IoU cannot compare the zero-width boxes a random-weight head produces)
+    d = np.abs(ref["boxes"][:, None, :] - got["boxes"][None, :, :]).max(-1)
+    d[ref["labels"][:, None] != got["labels"][None, :]] = np.inf
+    assert d.min(1).max() < 1e-3 and d.min(0).max() < 1e-3
     np.testing.assert_allclose(np.sort(got["scores"]), np.sort(ref["scores"]), atol=1e-5)
     other = "yolov5" if family == "yolov8" else "yolov8"
     with pytest.raises(InputDataError):  # the wrong decoder does not silently produce boxes

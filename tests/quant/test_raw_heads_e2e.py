@@ -13,79 +13,57 @@ from hailo_qa.quant.evaluation import evaluate_quantization
 UNSEEN = REPO_ROOT / "fixtures" / "unseen"
 
 
-def _spec(tmp_path, name: str, range_hi: float = 1.0):
-    (tmp_path / "m.toml").write_text(f"""
-[models.{name.removesuffix('.onnx')}]
+def _spec(tmp_path, name: str, inp: str = "images", range_hi: float = 1.0):
+    stem = name.removesuffix(".onnx")
+    d = tmp_path / f"{stem}-{range_hi:g}"
+    d.mkdir(exist_ok=True)
+    (d / "m.toml").write_text(f"""
+[models.{stem}]
 file = "{UNSEEN / name}"
 task = "detection"
-[[models.{name.removesuffix('.onnx')}.inputs]]
-name = "images"
+[[models.{stem}.inputs]]
+name = "{inp}"
 shape = [1, 3, 128, 128]
 range = [0.0, {range_hi}]
-[models.{name.removesuffix('.onnx')}.calibration]
+[models.{stem}.calibration]
 source = "random"
 sizes = [16]
 """)
-    return load_manifest(tmp_path / "m.toml").models[0]
+    return load_manifest(d / "m.toml").models[0]
 
 
-def _feeds(n=4):
-    return [(f"noise[{k}]", {"images": np.random.default_rng([7, k]).random((1, 3, 128, 128), dtype=np.float32)})
+def _feeds(inp: str = "images", n: int = 4):
+    return [(f"noise[{k}]", {inp: np.random.default_rng([7, k]).random((1, 3, 128, 128), dtype=np.float32)})
             for k in range(n)]
 
 
-class _Coarse:
-    """A quantized runner whose head outputs are rounded to 2 levels per tensor: a broken quantization (1 bit)."""
-
-    def __init__(self, inner):
-        self.inner, self.backend = inner, inner.backend
-
-    def __enter__(self):
-        self.inner.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.inner.__exit__(*exc)
-
-    def infer(self, feeds):
-        out = {}
-        for k, v in self.inner.infer(feeds).items():
-            lo, hi = float(v.min()), float(v.max())
-            step = (hi - lo) / 1 or 1.0
-            out[k] = (np.round((v - lo) / step) * step + lo).astype(v.dtype)
-        return out
+# (model, input, heads at the Zoo cut, INT8 agreement floor). Measured on 4 noise images, calib 16 random in [0, 1],
+# ort-emulator (onnxruntime 1.32, shared 2-core machine): agreement / SNR — YOLOv8 0.95 / 35.5 dB, YOLOX 0.97 / 34.9,
+# YOLOv5 0.70 / 21.0, SCRFD 0.52 / 26.8, NanoDet-Plus 0.94 / 28.3; floors are those minus 0.15. Calibrated on
+# [0, 0.05] instead (the inputs clip): 0.78 / 12.2, 0.20 / 7.3, 0.04 / 0.1, 0.00 / 3.4, 0.78 / 9.9.
+CASES = [pytest.param("yolov8_like.onnx", "images", 6, 0.80, id="yolov8"),
+         pytest.param("yolox_like.onnx", "images", 9, 0.82, id="yolox"),
+         pytest.param("yolov5_like.onnx", "images", 3, 0.55, id="yolov5", marks=pytest.mark.slow),
+         pytest.param("scrfd_like.onnx", "input.1", 9, 0.37, id="scrfd", marks=pytest.mark.slow),
+         pytest.param("nanodet_like.onnx", "data", 6, 0.79, id="nanodet", marks=pytest.mark.slow)]
 
 
-# measured (ort-emulator, 4 noise inputs, calib 16 random): YOLOv8-like agreement 0.92 at 46 dB, 0.57 under the
-# 1-bit corruption below (SNR 20 dB); YOLOX-like 0.43 at 56 dB and 0.57 corrupted — its random-weight scores sit
-# at the 0.25 threshold, so its agreement is noise and only its per-head SNR is held to drop
-GOOD_AGREEMENT = {"yolov8_like.onnx": 0.8, "yolox_like.onnx": 0.3}
-AGREEMENT_DISCRIMINATES = {"yolov8_like.onnx"}
-
-
-@pytest.mark.parametrize("name", ["yolov8_like.onnx", "yolox_like.onnx"])
-def test_zoo_heads_decoded_end_to_end_through_the_emulator(name, tmp_path, monkeypatch):
-    spec = _spec(tmp_path, name)
-    q = evaluate_quantization(spec, config="int8", calib_size=16, backend="ort", work_dir=tmp_path / "w",
-                              feeds=_feeds())
+@pytest.mark.parametrize("name,inp,n_heads,floor", CASES)
+def test_zoo_heads_decoded_end_to_end_through_the_emulator(name, inp, n_heads, floor, tmp_path):
+    q = evaluate_quantization(_spec(tmp_path, name, inp), config="int8", calib_size=16, backend="ort",
+                              work_dir=tmp_path / "w", feeds=_feeds(inp))
     assert q.backend_name == "ort-emulator" and not q.hailo
     heads = [k for k in q.metrics if k.startswith("snr_db/")]
-    assert len(heads) == (6 if "v8" in name else 9)  # one per Model Zoo end node
+    assert len(heads) == n_heads  # one per Model Zoo end-node output
     assert all(f"cosine/{k.split('/', 1)[1]}" in q.metrics for k in heads)
-    assert q.metrics["detection_agreement"] >= GOOD_AGREEMENT[name], q.table()
+    assert q.metrics["detection_agreement"] >= floor, q.table()
     assert any("decoded to boxes" in n for n in q.notes)
 
-    from hailo_qa.quant import emulator
-
-    real = emulator.make_emulator
-    monkeypatch.setattr(emulator, "make_emulator", lambda *a, **k: _Coarse(real(*a, **k)))
-    bad = evaluate_quantization(spec, config="int8", calib_size=16, backend="ort", work_dir=tmp_path / "w",
-                                feeds=_feeds())
-    assert "detection_agreement" in bad.metrics
-    if name in AGREEMENT_DISCRIMINATES:
-        assert bad.metrics["detection_agreement"] < q.metrics["detection_agreement"] - 0.2, bad.table()
+    # bad quantization: calibrated on [0, 0.05], evaluated on [0, 1] — the clipped inputs lose detections
+    bad = evaluate_quantization(_spec(tmp_path, name, inp, range_hi=0.05), config="int8", calib_size=16,
+                                backend="ort", work_dir=tmp_path / "w", feeds=_feeds(inp))
+    assert bad.metrics["detection_agreement"] < q.metrics["detection_agreement"] - 0.1, bad.table()
     assert bad.metrics["snr_db"] < q.metrics["snr_db"] - 10
-    assert all(bad.metrics[k] < q.metrics[k] for k in q.metrics if k.startswith("snr_db/"))
 
 
 def test_per_output_metrics_survive_a_failing_decode(tmp_path, monkeypatch):
@@ -98,7 +76,7 @@ def test_per_output_metrics_survive_a_failing_decode(tmp_path, monkeypatch):
 
     monkeypatch.setattr(heads, "decode_heads", broken)
     q = evaluate_quantization(_spec(tmp_path, "yolov8_like.onnx"), config="int8", calib_size=16, backend="ort",
-                              work_dir=tmp_path / "w", feeds=_feeds(2))
+                              work_dir=tmp_path / "w", feeds=_feeds(n=2))
     assert "detection_agreement" not in q.metrics
     assert sum(k.startswith("snr_db/") for k in q.metrics) == 6 and q.metrics["snr_db"] > 20
     assert any("planted decode failure" in n and "per-output SNR and cosine" in n for n in q.notes)
