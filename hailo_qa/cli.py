@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from hailo_qa import config
+
+    notice = config.state_dir_notice()
+    if notice:  # a read-only checkout: the per-user state folder in use, said once
+        print(notice, file=sys.stderr)
     try:
         return int(args._run(args) or 0)
     except QAError as err:

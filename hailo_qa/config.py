@@ -18,8 +18,65 @@ MANIFEST = Path(os.environ.get("HAILO_QA_MANIFEST", REPO_ROOT / "fixtures" / "mo
 GOLDEN_DIR = Path(os.environ.get("HAILO_QA_GOLDEN_DIR", REPO_ROOT / "golden"))
 """Root of the golden store. Override with ``HAILO_QA_GOLDEN_DIR`` or ``--hqa-golden-dir``."""
 
-STATE_DIR = Path(os.environ.get("HAILO_QA_STATE_DIR", REPO_ROOT / ".hailo_qa"))
-"""Working state: history database, split/emulator caches, reports. Override with ``HAILO_QA_STATE_DIR``."""
+STATE_ENV = "HAILO_QA_STATE_DIR"
+CHECKOUT_STATE_DIR = REPO_ROOT / ".hailo_qa"
+"""The state folder's default place: inside the checkout."""
+
+
+def _user_state_root() -> Path | None:
+    """``$XDG_STATE_HOME`` or ``~/.local/state`` (None when this user has no home folder at all)."""
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg)
+    try:
+        return Path.home() / ".local" / "state"
+    except (RuntimeError, KeyError):  # no HOME and no passwd entry (a bare uid)
+        return None
+
+
+def _writable_or_creatable(path: Path) -> bool:
+    """Whether this user can use ``path`` as a folder: it is a writable folder, or its nearest existing ancestor is a
+    writable folder. A *file* in the way counts as usable: that is a mistake to report, not to route around."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return not p.is_dir() or os.access(p, os.W_OK | os.X_OK)
+    return False
+
+
+def resolve_state_dir(env: dict | None = None) -> tuple[Path, Path | None]:
+    """Where the state folder is: ``(folder, fallback_from)``.
+
+    ``HAILO_QA_STATE_DIR`` when set (never second-guessed: a bad one is an error naming it); else the checkout's
+    ``.hailo_qa``; else — a read-only checkout, or another user's ``.hailo_qa`` — a per-user folder
+    ``$XDG_STATE_HOME/hailo-qa/<checkout>-<hash>`` (``~/.local/state/...``), and ``fallback_from`` is the checkout
+    folder that could not be used (the command line and the pytest plugin announce it).
+    """
+    env = os.environ if env is None else env
+    if env.get(STATE_ENV):
+        return Path(env[STATE_ENV]), None
+    if _writable_or_creatable(CHECKOUT_STATE_DIR):
+        return CHECKOUT_STATE_DIR, None
+    root = _user_state_root()
+    if root is None:
+        return CHECKOUT_STATE_DIR, None  # nowhere else to go: the commands' errors name the folder and the variable
+    import hashlib
+
+    tag = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:8]
+    return root / "hailo-qa" / f"{REPO_ROOT.name}-{tag}", CHECKOUT_STATE_DIR
+
+
+STATE_DIR, STATE_DIR_FALLBACK_FROM = resolve_state_dir()
+"""Working state: history database, split/emulator caches, reports. Override with ``HAILO_QA_STATE_DIR``.
+Default: the checkout's ``.hailo_qa``, or a per-user folder when this user cannot write there
+(``STATE_DIR_FALLBACK_FROM`` is then the checkout folder; see :func:`resolve_state_dir`)."""
+
+
+def state_dir_notice() -> str | None:
+    """One line announcing the per-user fallback state folder, or None when the default one is in use."""
+    if STATE_DIR_FALLBACK_FROM is None or STATE_DIR == STATE_DIR_FALLBACK_FROM:
+        return None
+    return (f"note: this user cannot write the checkout's state folder '{STATE_DIR_FALLBACK_FROM}' (a read-only "
+            f"checkout or another user's); using '{STATE_DIR}' instead (set {STATE_ENV} to choose)")
 
 HISTORY = os.environ.get("HAILO_QA_HISTORY") or str(STATE_DIR / "history.sqlite")
 """Where the history of every figure lives: an SQLite file (the embedded default) or a team server's URL

@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from hailo_qa.errors import InputFileError
+
+
+SHARED_STATE_HINT = ("a folder shared by several users needs group-writable files: make it a setgid group folder "
+                     "(chgrp TEAM DIR; chmod 2775 DIR) and run hailo-qa with umask 002 — or give each user their "
+                     "own HAILO_QA_STATE_DIR")
+"""How to share a state folder between users (said wherever another user's file or folder cannot be written)."""
+
+
+def file_in_the_way(path: str | Path, *, include_self: bool = True) -> Path | None:
+    """The first of ``path`` (unless ``include_self`` is False) and its ancestors that exists but is not a folder."""
+    p = Path(path)
+    return next((a for a in ((p,) if include_self else ()) + tuple(p.parents) if a.exists() and not a.is_dir()),
+                None)
 
 
 def _umask() -> int:
@@ -86,7 +100,7 @@ def ensure_dir(path: str | Path, what: str = "folder") -> Path:
     p = Path(path)
     if p.is_dir():
         return p
-    blocker = next((a for a in (p, *p.parents) if a.exists() and not a.is_dir()), None)
+    blocker = file_in_the_way(p)
     if blocker is not None:
         raise InputFileError(f"{what} '{p}' cannot be created: '{blocker}' is a file, not a folder",
                              note="expected a folder (or a path that does not exist yet)",
@@ -102,13 +116,28 @@ def ensure_dir(path: str | Path, what: str = "folder") -> Path:
     return p
 
 
+def writable_dir(path: str | Path, what: str = "cache folder") -> Path:
+    """:func:`ensure_dir`, then make sure this user can create files in it: a folder another user made (a shared
+    state folder without group write) is one :class:`InputFileError` naming its owner and mode, not a
+    ``PermissionError`` from deep inside a step."""
+    p = ensure_dir(path, what)
+    if not os.access(p, os.W_OK | os.X_OK):
+        st = p.stat()
+        raise InputFileError(f"{what} '{p}' is not writable by this user (uid {os.getuid()}): it belongs to uid "
+                             f"{st.st_uid}, gid {st.st_gid}, mode {stat.filemode(st.st_mode)}",
+                             note="expected a folder this user can create files in",
+                             hint="set HAILO_QA_STATE_DIR (or --work-dir / --hqa-work-dir) to a folder of your own; "
+                                  + SHARED_STATE_HINT)
+    return p
+
+
 def check_out_dir(path: str | Path, what: str = "--out") -> Path:
     """Check, without creating anything, that ``path`` is or can become a folder this user can write into.
 
     Commands call it before their work starts, so a bad ``--out`` fails in a second, not after an hour.
     """
     p = Path(path)
-    blocker = next((a for a in (p, *p.parents) if a.exists() and not a.is_dir()), None)
+    blocker = file_in_the_way(p)
     if blocker is not None:
         raise InputFileError(f"{what} '{p}' is not a folder: '{blocker}' is a file",
                              note="expected a folder (or a path that does not exist yet)",
@@ -119,6 +148,26 @@ def check_out_dir(path: str | Path, what: str = "--out") -> Path:
                              note="expected a folder this user can create files in",
                              hint="choose a writable path, or fix the folder's permissions")
     return p
+
+
+def state_subdir(sub: str, option: str | None = None) -> Path:
+    """``config.STATE_DIR / sub``, checked (not created) before the work starts: the state folder, or the path to it,
+    being a file, read-only or another user's is one :class:`InputFileError` naming the folder, ``HAILO_QA_STATE_DIR``
+    and ``option`` (the command's own way to put this folder elsewhere, e.g. ``"--work-dir"``).
+    """
+    from hailo_qa import config
+
+    path = config.STATE_DIR / sub
+    try:
+        check_out_dir(path, f"the {sub} folder under {config.STATE_ENV}" if sub else
+                      f"the state folder ({config.STATE_ENV})")
+    except InputFileError as err:
+        other = f", or pass {option}" if option else ""
+        blocked = " is a file" in err.what
+        err.hint = (f"set {config.STATE_ENV} to a folder this user can write{other}"
+                    + ("; or remove the file in the way" if blocked else f"; {SHARED_STATE_HINT}"))
+        raise
+    return path
 
 
 # ------------------------------------------------------------------------------------------ files that change together

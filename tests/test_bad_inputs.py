@@ -30,6 +30,7 @@ class Case:
     name: str
     argv: tuple[str, ...]  # "{ws}" is replaced by the workspace folder
     first_line: str  # the printed error's first line starts with this ("{ws}" replaced)
+    state: str | None = None  # the state folder (HAILO_QA_STATE_DIR) for this case; default: a fresh one
 
     @property
     def id(self) -> str:
@@ -181,7 +182,56 @@ def _out_cases() -> list[Case]:
              "error: --work-dir '{ws}/afile/w' is not a folder: '{ws}/afile' is a file"),
         Case("out", "validate --work-dir is a file", (*COMMANDS["validate"], "--work-dir", "{ws}/afile"),
              "error: --work-dir '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
+        # refused before the DFC check: a bad --out needs no toolchain to be seen
+        Case("out", "compile --out is a file", ("compile", "m", "--manifest", MANIFEST, "--out", "{ws}/afile"),
+             "error: --out '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "compile --out under a file", ("compile", "m", "--manifest", MANIFEST, "--out",
+                                                   "{ws}/afile/c"),
+             "error: --out '{ws}/afile/c' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "report --out is a file", ("report", "--history", "{ws}/nohist.sqlite", "--out", "{ws}/afile"),
+             "error: --out '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "checklist --work-dir is a file", ("checklist", "m", "--manifest", MANIFEST, "--work-dir",
+                                                       "{ws}/afile"),
+             "error: --work-dir '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
+        Case("out", "validate --summary-dir is a file", (*COMMANDS["validate"], "--summary-dir", "{ws}/afile"),
+             "error: --summary-dir '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
     ]
+
+
+# ------------------------------------------------------------------------- the state folder (HAILO_QA_STATE_DIR)
+def _state_cases() -> list[Case]:
+    """Every command that uses the state folder, with the state folder a file (or under one)."""
+    m = ("--manifest", MANIFEST)
+    elsewhere = ("--work-dir", "{ws}/w-ok")
+    out = []
+    for state, blocker in (("{ws}/afile", "{ws}/afile"), ("{ws}/afile/hqa", "{ws}/afile")):
+        def folder(sub: str) -> str:
+            return (f"error: the {sub} folder under HAILO_QA_STATE_DIR '{state}/{sub}' is not a folder: '{blocker}' "
+                    "is a file")
+        where = "is a file" if state == blocker else "under a file"
+        hist = f"error: history '{state}/history.sqlite' cannot be opened: '{blocker}' is a file, not a folder"
+        cases = {
+            "emulate": (("emulate", "m", *m, "--backend", "ort"), folder("work")),
+            "sweep-calib": (("sweep-calib", "m", *m, "--backend", "ort"), folder("sweeps/m-int8")),
+            "validate": (("validate", *m), folder("work")),
+            "validate --work-dir elsewhere": (("validate", *m, *elsewhere, "--history", "off"), folder("validate")),
+            "validate --work-dir --summary-dir elsewhere": (
+                ("validate", *m, *elsewhere, "--summary-dir", "{ws}/s-ok"),
+                f"error: the state folder (HAILO_QA_STATE_DIR) '{state}' is not a folder: '{blocker}' is a file"),
+            "checklist": (("checklist", "m", *m), folder("work")),
+            "checklist --work-dir elsewhere": (
+                ("checklist", "m", *m, *elsewhere),
+                f"error: the state folder (HAILO_QA_STATE_DIR) '{state}' is not a folder: '{blocker}' is a file"),
+            "compile (before the DFC check)": (("compile", "m", *m), folder("compile")),
+            "report": (("report",), folder("report")),
+            "report --out elsewhere": (("report", "--out", "{ws}/r-ok"), hist),
+            "baseline show": (("baseline", "show"), hist),
+            "baseline accept": (("baseline", "accept", "--latest"), hist),
+            "history push": (("history", "push", "--to", "{ws}/push.sqlite"), hist),
+        }
+        out += [Case("state", f"{name}: state folder {where}", argv, line, state=state)
+                for name, (argv, line) in cases.items()]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------- manifest
@@ -337,7 +387,8 @@ def _toolchain_cases() -> list[Case]:
             for cmd in ("emulate", "sweep-calib", "validate")]
 
 
-CASES: list[Case] = (_option_cases() + _graph_cases() + _rules_cases() + _out_cases() + _manifest_cases()
+CASES: list[Case] = (_option_cases() + _graph_cases() + _rules_cases() + _out_cases() + _state_cases()
+                     + _manifest_cases()
                      + _sample_cases() + _hef_cases() + _toolchain_cases())
 
 
@@ -417,16 +468,20 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 def test_the_corpus_is_large_and_covers_every_kind():
     kinds = {c.kind for c in CASES}
     assert len(CASES) >= 150, len(CASES)
-    assert kinds >= {"option", "graph", "model-file", "rules", "out", "manifest", "samples", "calibration", "hef",
-                     "toolchain"}
+    assert kinds >= {"option", "graph", "model-file", "rules", "out", "state", "manifest", "samples", "calibration",
+                     "hef", "toolchain"}
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)), "duplicate case ids"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gives_the_suites_error_and_exit_2(case: Case, ws: Path, capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("HAILO_QA_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr("hailo_qa.config.STATE_DIR", tmp_path / "state")
+    state = Path(case.state.replace("{ws}", str(ws))) if case.state else tmp_path / "state"
+    monkeypatch.setenv("HAILO_QA_STATE_DIR", str(state))
+    monkeypatch.delenv("HAILO_QA_HISTORY", raising=False)
+    monkeypatch.setattr("hailo_qa.config.STATE_DIR", state)
+    monkeypatch.setattr("hailo_qa.config.HISTORY", str(state / "history.sqlite"))
+    monkeypatch.setattr("hailo_qa.config.HISTORY_DB", state / "history.sqlite")
     argv = [a.replace("{ws}", str(ws)) for a in case.argv]
     code, out, err = run_cli(argv, capsys)
     expected = case.first_line.replace("{ws}", str(ws))

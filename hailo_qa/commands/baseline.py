@@ -23,12 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hailo_qa import config
-    from hailo_qa.store.history import History, HistoryError, is_url
+    from hailo_qa.store.history import History, HistoryError, is_url, require_history_file
 
     path = args.history or config.HISTORY
-    if not is_url(path) and not Path(path).is_file():
-        raise HistoryError(f"history '{path}' does not exist", note="expected the SQLite file written by a test "
-                           "run", hint="run the tests first, or pass --history PATH")
+    if not is_url(path):
+        require_history_file(path, note="expected the SQLite file written by a test run",
+                             hint="run the tests first, or pass --history PATH")
     with History(path, readonly=args.action == "show") as h:
         if args.action == "accept":
             run_id = h.latest_run() if args.latest else args.run

@@ -44,7 +44,11 @@ def run(args) -> int:
     spec = load_manifest(args.manifest).get(args.model)
     if args.calib_size is not None and args.calib_size < 1:
         raise ManifestError(f"--calib-size {args.calib_size} is not positive", note="expected e.g. 64")
-    work = Path(args.work_dir) if args.work_dir else config.STATE_DIR / "work"
+    from hailo_qa.fsutil import check_out_dir, state_subdir
+
+    work = check_out_dir(args.work_dir, "--work-dir") if args.work_dir else state_subdir("work", "--work-dir")
+    if args.history != "off" and not args.history and config.HISTORY_DB.parent == config.STATE_DIR:
+        state_subdir("", "--history PATH (or --history off)")  # the history file's folder, before the work
     targets = tuple(dict.fromkeys(args.target)) if args.target else TARGETS
     cl = run_checklist(spec, targets=targets, work_dir=work, config=args.config, backend=args.backend,
                        calib_size=args.calib_size, calib_source=args.calib_source, device=args.device,

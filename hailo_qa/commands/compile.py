@@ -33,14 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from hailo_qa.manifest import load_manifest
     from hailo_qa.runners.dfc import import_dfc
 
-    import_dfc()  # EnvironmentProblem (exit 2) saying what to install, before anything else
+    from hailo_qa.fsutil import check_out_dir, state_subdir
+
+    # a bad --out (a file, read-only) is refused first: it needs no toolchain to be seen
+    out = check_out_dir(args.out, "--out") if args.out else state_subdir("compile", "--out")
+    import_dfc()  # EnvironmentProblem (exit 2) saying what to install, before any model work
     manifest = load_manifest(args.manifest)
     names = select_variants(manifest.names(), args.model, args.variant)
     specs = [manifest.get(n) for n in names]
-    out = Path(args.out) if args.out else config.STATE_DIR / "compile"
-    from hailo_qa.fsutil import check_out_dir
-
-    check_out_dir(out, "--out")
     summary = compile_specs(specs, out_dir=out, config=args.config, from_har=args.from_har,
                             resume=not args.no_resume, use_split=not args.no_split)
     print(summary.table())

@@ -46,10 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
     require_emulator(args.backend)  # one refusal before any work
     size = args.calib_size or spec.calibration.sizes[0]
-    work = args.work_dir or (config.STATE_DIR / "work")
-    from hailo_qa.fsutil import check_out_dir
+    from hailo_qa.fsutil import check_out_dir, state_subdir
 
-    check_out_dir(work, "--work-dir")
+    work = check_out_dir(args.work_dir, "--work-dir") if args.work_dir else state_subdir("work", "--work-dir")
     result = evaluate_quantization(spec, config=args.config, calib_size=size, backend=args.backend, work_dir=work,
                                    n_eval=args.n_eval, seed=args.seed)
     suggestion = None

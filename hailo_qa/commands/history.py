@@ -39,11 +39,10 @@ def _copy(src: str, dst: str, runs) -> None:
     )
 
     if not is_url(src):
-        from pathlib import Path
+        from hailo_qa.store.history import require_history_file
 
-        if not Path(src).is_file():
-            raise HistoryError(f"history '{src}' does not exist", note="expected an SQLite history file",
-                               hint="pass the file a run recorded into (--history / --from)")
+        require_history_file(src, note="expected an SQLite history file",
+                             hint="pass the file a run recorded into (--history / --from)")
     with History(src, readonly=True) as s:
         if runs:
             known = {r.run_id for r in s.runs()}

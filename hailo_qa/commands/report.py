@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
         except ManifestError:
             if args.manifest:
                 raise
-    out = Path(args.out or config.STATE_DIR / "report")
+    from hailo_qa.fsutil import check_out_dir, state_subdir
+
+    out = check_out_dir(args.out, "--out") if args.out else state_subdir("report", "--out")
     with History(target, readonly=True) as h:
         files = write_report(h, out, manifest=manifest, run_id=args.run, progress=None if args.quiet else sys.stderr)
     print(f"{files.markdown}\n{files.html}")

@@ -61,12 +61,11 @@ def run(args: argparse.Namespace) -> int:
 
     require_emulator(args.backend)  # one refusal before any work
     spec = load_manifest(args.manifest).get(args.model)
-    out = Path(args.out) if args.out else config.STATE_DIR / "sweeps" / f"{spec.name}-{args.config}"
-    work = args.work_dir or (config.STATE_DIR / "work")
-    from hailo_qa.fsutil import check_out_dir
+    from hailo_qa.fsutil import check_out_dir, state_subdir
 
-    check_out_dir(work, "--work-dir")
-    check_out_dir(out, "--out")
+    out = (check_out_dir(args.out, "--out") if args.out else
+           state_subdir(f"sweeps/{spec.name}-{args.config}", "--out"))
+    work = check_out_dir(args.work_dir, "--work-dir") if args.work_dir else state_subdir("work", "--work-dir")
     print(f"sweep-calib {spec.name} [{args.config}]: sizes {', '.join(map(str, sizes))}", file=sys.stderr, flush=True)
 
     def progress(k: int, total: int, r, elapsed: float) -> None:

@@ -54,8 +54,13 @@ def run(args) -> int:
         specs = [manifest.get(n) for n in names]
     if args.calib_size is not None and args.calib_size < 1:
         raise ManifestError(f"--calib-size {args.calib_size} is not positive", note="expected e.g. 16")
-    work = Path(args.work_dir) if args.work_dir else config.STATE_DIR / "work"
-    check_out_dir(work, "--work-dir" if args.work_dir else "the work folder (HAILO_QA_STATE_DIR/work)")
+    from hailo_qa.fsutil import state_subdir
+
+    work = check_out_dir(args.work_dir, "--work-dir") if args.work_dir else state_subdir("work", "--work-dir")
+    summary_dir = (check_out_dir(args.summary_dir, "--summary-dir") if args.summary_dir else
+                   state_subdir("validate", "--summary-dir"))
+    if args.history != "off" and not args.history and config.HISTORY_DB.parent == config.STATE_DIR:
+        state_subdir("", "--history PATH (or --history off)")  # the history file's folder, before the work
     # with --json, stdout carries one JSON document and nothing else: everything else goes to stderr
     out = sys.stdout
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
@@ -63,7 +68,7 @@ def run(args) -> int:
                            backend=args.backend, progress=lambda m: print(m, file=sys.stderr, flush=True),
                            reraise=args.debug, simplify=False if args.no_simplify else None)
         run_id = new_run_id()
-        summary = write_summary(results, Path(args.summary_dir) if args.summary_dir else config.STATE_DIR / "validate",
+        summary = write_summary(results, summary_dir,
                                 run_id=run_id, config=args.config)
         print(f"\nsummary: {summary}", file=sys.stderr)
         if args.history != "off":

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 import onnx
 
 from hailo_qa.errors import GraphError, InputFileError, did_you_mean
-from hailo_qa.fsutil import atomic_write, default_mode, ensure_dir
+from hailo_qa.fsutil import atomic_write, default_mode, ensure_dir, writable_dir
 from hailo_qa.graph.index import GraphIndex
 from hailo_qa.graph.io import load_onnx, sha256_file, sha256_model
 from hailo_qa.graph.lint import classify, pick_image_inputs
@@ -537,10 +538,11 @@ def split_for_model(spec, work_dir: str | Path, *, simplify: bool | None = None)
                                   image_inputs=[i.name for i in spec.device_inputs], simplify=simplify)
     except GraphError as err:
         raise err.with_context(f"{spec.name} | split")
-    ensure_dir(final.parent, "the split cache")
+    writable_dir(final.parent, "the split cache")
     try:
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-        os.chmod(tmp, default_mode())  # not mkdtemp's 0700: a shared state folder serves every user
+        # not mkdtemp's 0700: a shared state folder serves every user (and keep a setgid folder's group bit)
+        os.chmod(tmp, default_mode() | (final.parent.stat().st_mode & stat.S_ISGID))
     except OSError as err:
         raise InputFileError(f"the split cache '{final.parent}' is not writable ({err.strerror or err})",
                              note="expected a folder this user can create files in (a state folder shared by "

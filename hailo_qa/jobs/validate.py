@@ -198,9 +198,9 @@ def write_summary(results: Sequence[ModelValidation], out_dir: Path, *, run_id: 
     """``out_dir/validate-<run_id>.json`` (a new file per run; an existing one is never overwritten)."""
     import json
 
-    from hailo_qa.fsutil import atomic_write
+    from hailo_qa.fsutil import atomic_write, ensure_dir
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir, "the validate summary folder")
     path = out_dir / f"validate-{run_id}.json"
     n = 1
     while path.exists():

@@ -80,9 +80,13 @@ def hqa_emulator_backend(hqa) -> str:
 @pytest.fixture(scope="session")
 def hqa_work_dir(hqa):
     """Cache folder for splits, quantized models and HARs (``--hqa-work-dir``)."""
-    from hailo_qa.fsutil import ensure_dir
+    from hailo_qa import config
+    from hailo_qa.fsutil import ensure_dir, state_subdir
 
-    return ensure_dir(hqa.work_dir, "--hqa-work-dir (or HAILO_QA_STATE_DIR/work)")
+    if hqa.work_dir == config.STATE_DIR / "work":
+        state_subdir("work", "--hqa-work-dir")
+        return ensure_dir(hqa.work_dir, "the work folder under HAILO_QA_STATE_DIR")
+    return ensure_dir(hqa.work_dir, "--hqa-work-dir")
 
 
 @pytest.fixture(scope="module")

@@ -60,8 +60,8 @@ def _store(config: pytest.Config):
 
             try:
                 config.stash[STORE_KEY] = History(path)
-            except QAError as err:
-                raise pytest.UsageError(f"--hqa-history: {err}") from None
+            except QAError as err:  # fails each test that records (FAILED with the message), not an ERROR
+                raise err.with_context("--hqa-history") from None
     return config.stash[STORE_KEY]
 
 

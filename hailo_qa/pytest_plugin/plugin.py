@@ -192,7 +192,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     emu_text = ("dfc (Hailo Dataflow Compiler emulator)" if emu == "dfc" else
                 f"ort (hailo-qa built-in ONNX Runtime approximation of Hailo numerics, onnxruntime "
                 f"{toolchain.onnxruntime_version()})")
-    return [f"hailo_qa: manifest={s.manifest_path}",
+    from hailo_qa import config as hqa_config
+
+    notice = hqa_config.state_dir_notice()
+    return [*([f"hailo_qa: {notice}"] if notice else []), f"hailo_qa: manifest={s.manifest_path}",
             f"hailo_qa: {dfc.describe()} {hrt.describe()} hailortcli={'yes' if toolchain.hailortcli() else 'no'} "
             f"device={device}",
             f"hailo_qa: emulator={emu_text} goldens={s.golden_dir} history={s.history or 'off'}"]

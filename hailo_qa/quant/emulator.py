@@ -137,8 +137,9 @@ def dfc_quantized_har(spec, split, *, config: str, calib, work_dir: Path,
     from hailo_qa.runners.dfc import DfcSession
     from hailo_qa.runners.emulator_ort import _sha256_file, atomic_write_bytes
 
-    work = Path(work_dir) / "dfc"
-    work.mkdir(parents=True, exist_ok=True)
+    from hailo_qa.fsutil import writable_dir
+
+    work = writable_dir(Path(work_dir) / "dfc", "the DFC emulator cache")
     key = hashlib.sha256(json.dumps({"stage1": _sha256_file(Path(split.stage1_path)), "config": config,
                                      "layers": list(int16_layers), "calib": calib.sha256},
                                     sort_keys=True).encode()).hexdigest()[:20]

@@ -154,7 +154,10 @@ def ort_layer_noise(float_model: str | Path, quantized_model: str | Path,
         raise InputDataError("ort_layer_noise got no feeds", note="expected at least one input dict",
                              hint="pass a few calibration or sample inputs")
     fm = onnx.load(str(float_model), load_external_data=False)
-    with tempfile.TemporaryDirectory(prefix="hqa_noise_", dir=work_dir) as tmp, _quiet_ort_logging():
+    from hailo_qa.fsutil import writable_dir
+
+    with tempfile.TemporaryDirectory(prefix="hqa_noise_", dir=writable_dir(work_dir, "the work folder")) as tmp, \
+            _quiet_ort_logging():
         f_aug, q_aug = Path(tmp) / "float_aug.onnx", Path(tmp) / "qdq_aug.onnx"
         modify_model_output_intermediate_tensors(str(float_model), str(f_aug))
         modify_model_output_intermediate_tensors(str(quantized_model), str(q_aug))

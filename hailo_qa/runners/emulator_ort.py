@@ -309,8 +309,9 @@ def quantize_stage1(stage1: str | Path, calib: CalibSource, cfg: OrtQuantConfig,
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     stage1 = Path(stage1)
-    work = Path(work_dir) / "emulator"
-    work.mkdir(parents=True, exist_ok=True)
+    from hailo_qa.fsutil import writable_dir
+
+    work = writable_dir(Path(work_dir) / "emulator", "the emulator cache")
     stage1_sha = _sha256_file(stage1)
     ver = _ort_version()
     key_src = json.dumps({"stage1": stage1_sha, "cfg": cfg.key(), "calib": calib.sha256, "ort": ver,

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from hailo_qa import config
 from hailo_qa.errors import InputDataError, InputFileError, RegressionError
+from hailo_qa.fsutil import SHARED_STATE_HINT, file_in_the_way
 
 SCHEMA_VERSION = 2
 
@@ -276,6 +277,23 @@ def _engine_url(target: str) -> sa.URL:
                        hint="pass a postgresql:// URL or a file path")
 
 
+def _refuse_blocked(p: Path) -> None:
+    blocker = file_in_the_way(p, include_self=False)
+    if blocker is not None:
+        raise HistoryError(f"history '{p}' cannot be opened: '{blocker}' is a file, not a folder",
+                           note="expected the history file in a folder (or a path that does not exist yet)",
+                           hint="remove or rename that file, or set HAILO_QA_STATE_DIR / pass --history PATH "
+                                "elsewhere")
+
+
+def require_history_file(path: str | Path, *, note: str, hint: str) -> None:
+    """Refuse a history path that is not an existing file: a file in the way of its folder is named as such."""
+    p = Path(path)
+    _refuse_blocked(p)
+    if not p.is_file():
+        raise HistoryError(f"history '{p}' does not exist", note=note, hint=hint)
+
+
 class History:
     """The history (SQLite file or PostgreSQL server). Open one per process; every call is one short transaction.
 
@@ -342,6 +360,7 @@ class History:
 
     def _open_sqlite(self) -> None:
         p, hint = self.path, self._hint()
+        _refuse_blocked(p)
         if p.exists() and not p.is_file():
             raise HistoryError(f"history '{p}' is not a file", note="expected an SQLite database", hint=hint)
         exists = p.is_file() and p.stat().st_size > 0
@@ -362,10 +381,14 @@ class History:
         else:
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
+                # created here, not by SQLite (which makes it 0644 whatever the umask): a history in a shared,
+                # group-writable state folder stays writable by the group (0666 & ~umask, like any other file)
+                os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o666))
             except OSError as err:
-                raise HistoryError(f"cannot create the directory of history '{p}': {err}",
-                                   note="expected a writable directory",
-                                   hint="pass --hqa-history PATH elsewhere") from err
+                raise HistoryError(f"history '{p}' cannot be created ({err.strerror or err})",
+                                   note="expected a folder this user can create files in",
+                                   hint="pass --hqa-history PATH / --history PATH elsewhere, or set "
+                                        "HAILO_QA_STATE_DIR to a folder of your own") from err
         ro = self.readonly
         uri = self._ro_uri() if ro else p.resolve().as_uri()
         busy_ms = int(min(self.timeout_s, 1.0) * 1000)
@@ -569,7 +592,7 @@ class History:
                 return HistoryError(f"history '{self.location}' is read-only: {first}",
                                     note="expected write access to record results",
                                     hint="make the file and its directory writable, or pass --hqa-history PATH "
-                                         "elsewhere ('hailo-qa report' only reads)")
+                                         "elsewhere ('hailo-qa report' only reads); " + SHARED_STATE_HINT)
             return HistoryError(f"cannot {what} history '{self.location}': {first}",
                                 note="expected a readable SQLite database written by hailo-qa", hint=self._hint())
         if "password authentication" in msg or "authentication failed" in msg:

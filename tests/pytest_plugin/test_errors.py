@@ -90,3 +90,33 @@ def test_a_regression_fails_the_test_after_every_metric_is_recorded(pytester, mo
         assert c.execute("SELECT outcome FROM outcomes ORDER BY rowid DESC LIMIT 1").fetchone()[0] == "failed"
     finally:
         c.close()
+
+
+STATE_TEST = """
+def test_records(hqa_history):
+    hqa_history.record(model="m", metric="snr_db", value=30.0, target="emulator")
+
+def test_work(hqa_work_dir):
+    pass
+"""
+
+
+def test_a_state_folder_that_is_a_file_fails_each_test_with_the_message(pytester, monkeypatch):
+    """HAILO_QA_STATE_DIR (the history, the work folder) is a file: every test that needs it FAILS with the suite's
+    message naming the file and the variable — no ERROR, no traceback."""
+    blocker = pytester.path / "state-file"
+    blocker.write_text("not a folder\n")
+    state = blocker / "hailo_qa"
+    pytester.makepyfile(test_state=STATE_TEST)
+    monkeypatch.setenv("HAILO_QA_STATE_DIR", str(state))
+    monkeypatch.delenv("HAILO_QA_HISTORY", raising=False)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", timeout=300)
+    r.assert_outcomes(failed=2)
+    out = r.stdout.str()
+    assert "Traceback" not in out and "ERROR" not in out
+    r.stdout.fnmatch_lines([
+        f"HistoryError: --hqa-history | history '{state}/history.sqlite' cannot be opened: '{blocker}' is a file, "
+        "not a folder", "Note: *", "Hint: remove or rename that file, or set HAILO_QA_STATE_DIR*",
+        f"InputFileError: the work folder under HAILO_QA_STATE_DIR '{state}/work' is not a folder: '{blocker}' is a "
+        "file", "Note: *", "Hint: set HAILO_QA_STATE_DIR to a folder this user can write, or pass --hqa-work-dir*"])
+    assert blocker.read_text() == "not a folder\n"

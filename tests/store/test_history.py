@@ -76,8 +76,10 @@ def test_corrupt_db_is_a_clear_error_and_never_overwritten(tmp_path, content):
 
 def test_unusable_location_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(H.HistoryError, match="cannot create the directory"):
+    with pytest.raises(H.HistoryError, match="cannot be opened: '.*/file' is a file, not a folder"):
         H.History(tmp_path / "file" / "h.sqlite")
+    with pytest.raises(H.HistoryError, match="cannot be opened: '.*/file' is a file, not a folder"):
+        H.History(tmp_path / "file" / "deeper" / "h.sqlite", readonly=True)
     with pytest.raises(H.HistoryError, match="is not a file"):
         H.History(tmp_path)
 

@@ -262,7 +262,7 @@ def test_directory_in_place_of_history_and_report_out_that_is_a_file(tmp_path, c
     out.write_text("precious")
     assert main(["report", "--history", str(db), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "is not a directory" in err and "Hint:" in err and out.read_text() == "precious"
+    assert "is not a folder" in err and "Hint:" in err and out.read_text() == "precious"
 
 
 def _drop_file_override_capabilities() -> None:
