@@ -18,7 +18,7 @@ from hailo_qa.config import REPO_ROOT, SHARED_DIR
 
 HEAVY = ("onnxruntime", "onnxslim", "matplotlib", "pytest", "_pytest", "cv2", "PIL", "hypothesis", "scipy", "sympy",
          "hailo_platform", "hailo_sdk_client")
-"""Modules none of ``--help``, ``lint`` (of a plain model) and ``inspect`` needs."""
+"""Modules none of ``--help``, ``lint`` (of a model with nothing to fold) and ``inspect`` needs."""
 
 PROBE = """
 import json, runpy, sys
@@ -68,14 +68,26 @@ def test_help_imports_nothing_heavy():
     assert code == 0 and heavy(mods) == [] and "onnx" not in mods and "numpy" not in mods
 
 
-PREPARATION = {"onnxruntime", "onnxslim", "sympy"}
-"""What ``lint`` needs since preparation is proved (``graph/prepare.py`` runs the original and the prepared graph in
-ONNX Runtime and simplifies with onnxslim); everything else in :data:`HEAVY` it must not import."""
-
-
-def test_lint_imports_nothing_beyond_onnx_and_its_preparation(plain):
+def test_lint_of_a_plain_model_imports_nothing_heavy(plain):
+    """Nothing to fold: the preparation is the identity (pinning, Constant nodes as initializers), so no onnxslim,
+    no ONNX Runtime for its proof."""
     code, mods = loaded_by("lint", str(plain), "--no-dfc")
-    assert code == 0 and "onnx" in mods and heavy(mods - PREPARATION) == []
+    assert code == 0 and "onnx" in mods and heavy(mods) == []
+
+
+def test_lint_of_a_model_that_folds_imports_the_folder(tmp_path):
+    """The other side, so the probe above can fail: a shape subgraph is folded (onnxslim) and proved (ONNX
+    Runtime) — and still no plotting, pytest or image library."""
+    g = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Reshape", ["x", "s"], ["r"]),
+         helper.make_node("Relu", ["r"], ["y"])],
+        "shapey", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 8, 8])])
+    path = tmp_path / "shapey.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    code, mods = loaded_by("lint", str(path), "--no-dfc")
+    assert code == 0 and {"onnxslim", "onnxruntime"} <= mods
+    assert heavy(mods - {"onnxruntime", "onnxslim", "sympy"}) == []
 
 
 def test_inspect_imports_nothing_heavy():

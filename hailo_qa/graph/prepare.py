@@ -1,9 +1,10 @@
-"""Preparation before lint/split: pin dynamic dims to static sizes, fold constants and shape subgraphs with onnxslim
-(fusions disabled), infer shapes — and prove the prepared graph against the original before anything uses it.
+"""Preparation before lint/split: pin dynamic dims to static sizes, fold constants and shape subgraphs with onnxslim's
+folder (no fusions), infer shapes — and prove the prepared graph against the original before anything uses it.
 
 A simplifier pass can change what a model computes (seen: a ``Pad`` folded the wrong way), so :func:`prepare` runs
 the original and the prepared graph on a seeded random input (ONNX Runtime, optimizations and pre-packing off) and,
-on a real difference, falls back to a safer preparation (:data:`PREPARATIONS`) and says so in ``notes``.
+on a real difference, falls back to a safer preparation (:data:`PREPARATIONS`) and says so in ``notes``. A graph with
+nothing to fold (:func:`_nothing_to_fold`, a cheap look) is only pinned: no onnxslim, no ONNX Runtime, no proof.
 ``--shape`` and a manifest ``shape`` only fill dynamic dims; changing a static dim needs an explicit reshape."""
 from __future__ import annotations
 
@@ -116,13 +117,20 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 PREPARATIONS = (
-    ("onnxslim", "constant folding, shape folding, eliminations; no fusions", {}),
-    ("onnxslim-fold-only", "constant and shape folding only (eliminations, subexpression merging and weight tying "
-                           "off)", {"skip_optimizations": ["graph_fusion", "subexpression_elimination",
-                                                            "weight_tying"]}),
+    ("fold", "constant and shape folding, eliminations; no fusions, subexpression merging or weight tying", {}),
+    ("fold-only", "constant and shape folding only (eliminations off)", {"skip_optimizations": ["graph_fusion"]}),
     ("none", "no simplifier: dynamic dims pinned only", None),
 )
 """The preparations tried in order: when one changes what the model computes, the next (safer) one is used."""
+
+FOLD_ROUNDS = 10
+"""At most this many fold → shape-inference rounds (onnxslim's own iteration cap); a round that leaves nothing to
+fold ends it."""
+
+SKIPPED_PASSES = ("subexpression_elimination", "weight_tying")
+"""onnxslim passes the preparation never runs: lint and split need folded constants and shapes, not merged
+duplicates, and weight tying compares every pair of constants (quadratic: most of the ×3 per-node cost from 200 to
+2000 nodes). Skipping both changes no node of the registered and unseen models (``tests/graph/test_prepare.py``)."""
 
 
 def _pin(model: onnx.ModelProto, static: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
@@ -137,19 +145,43 @@ def _pin(model: onnx.ModelProto, static: Mapping[str, Sequence[int]]) -> onnx.Mo
 
 
 def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Mapping) -> onnx.ModelProto:
-    import onnxslim
+    """Fold with onnxslim's own passes, one round at a time: its constant folder (ONNX-GraphSurgeon's, evaluated in
+    ONNX Runtime), eliminations and no-op removal, with ONNX's shape inference (C++, data propagation on) between
+    rounds so shape subgraphs fold — in place of ``onnxslim.slim``'s Python symbolic shape inference, and without
+    its fusions, subexpression merging and weight tying (:data:`SKIPPED_PASSES`). Rounds stop when one changes no
+    node, as ``onnxslim.slim``'s do."""
+    from onnxslim.core import freeze, optimize
+    from onnxslim.core.optimization import OptimizationSettings
     from onnxslim.core.pattern.registry import DEFAULT_FUSION_PATTERNS
 
-    skip = [k for k in DEFAULT_FUSION_PATTERNS if k.startswith("Fusion")]
+    m = _pin(model, static)
+    del m.graph.value_info[:]  # shapes inferred before pinning may contradict the pinned sizes
+    for o in m.graph.output:  # as may an output dim declared -1 (onnxslim.slim sets them after folding too)
+        for d in o.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value <= 0:
+                d.Clear()
+    freeze(m)
+    OptimizationSettings.reset([*SKIPPED_PASSES, *extra.get("skip_optimizations", ())])
+    skip_fusions = [k for k in DEFAULT_FUSION_PATTERNS if k.startswith("Fusion")]  # eliminations only
     try:
-        out = onnxslim.slim(model, input_shapes=[f"{k}:{','.join(map(str, v))}" for k, v in static.items()],
-                            skip_fusion_patterns=skip, **extra)
+        m = onnx.shape_inference.infer_shapes(m, data_prop=True)
+        for _ in range(FOLD_ROUNDS):
+            before = _structure(m)
+            m = onnx.shape_inference.infer_shapes(optimize(m, skip_fusions), data_prop=True)
+            if _structure(m) == before:  # converged (onnxslim.slim compares whole graphs the same way)
+                break
     except Exception as err:
-        raise GraphError(f"onnxslim could not simplify the model: {err.__class__.__name__}: {err}",
+        raise GraphError(f"onnxslim could not fold the model: {err.__class__.__name__}: {err}",
                          note="expected a graph that folds once its inputs are static",
                          hint="try --no-simplify, or pass explicit input shapes") from err
-    out.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
-    return out
+    finally:
+        OptimizationSettings.reset()
+    m.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
+    return m
+
+
+def _structure(model: onnx.ModelProto) -> list[tuple]:
+    return [(n.op_type, tuple(n.input), tuple(n.output)) for n in model.graph.node]
 
 
 def prove_preparation(original: onnx.ModelProto, prepared: onnx.ModelProto, static: Mapping[str, Sequence[int]],
@@ -188,9 +220,10 @@ def prove_preparation(original: onnx.ModelProto, prepared: onnx.ModelProto, stat
 
 def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequence[int]] | None = None,
             simplify: bool = True, reshape: bool = False, prove: bool = True) -> Prepared:
-    """Pin dynamic dims, fold constants and shape subgraphs (onnxslim, no fusions), infer shapes — and prove that
-    the prepared graph computes what the original does, falling back to a safer preparation when it does not
-    (:data:`PREPARATIONS`: eliminations off, then no simplifier); ``notes`` say what happened.
+    """Pin dynamic dims, fold constants and shape subgraphs (onnxslim's folder, no fusions), infer shapes — and prove
+    that the prepared graph computes what the original does, falling back to a safer preparation when it does not
+    (:data:`PREPARATIONS`: no-op removal off, then no simplifier); ``notes`` say what happened. A graph with nothing
+    to fold is only pinned (its Constant nodes written as initializers), unproven since nothing changed.
 
     Args:
         model: the original model.
@@ -209,6 +242,11 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
     out = None
     simplifier = "none"
     proof = None
+    plain = _nothing_to_fold(model, shape_nodes) if simplify else None
+    if plain is not None:  # the folder would only write Constant nodes as initializers: no onnxslim, ORT or proof
+        out = infer_shapes(_pin(plain, static))
+        simplifier = NOTHING_TO_FOLD
+        steps = ()
     for k, (name, desc, extra) in enumerate(steps):
         candidate = _pin(model, static) if extra is None else _slim(model, static, extra)
         try:
@@ -227,7 +265,7 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
         notes.append(f"preparation '{name}' changed what the model computes ({proof.error().what}); "
                      f"fell back to a safer preparation")
     assert out is not None
-    if simplify and simplifier.startswith("onnxslim"):
+    if simplify and simplifier != "none":
         notes.append(f"{len(shape_nodes)} shape-computation nodes in the original graph; "
                      f"{len(model.graph.node)} → {len(out.graph.node)} nodes after folding")
     if proof is not None and proof.verdict == "kernel-last-bit":
@@ -243,3 +281,65 @@ def _slim_version() -> str:
     import onnxslim
 
     return onnxslim.__version__
+
+
+NOTHING_TO_FOLD = "none needed (no shape subgraph, nothing to fold, no op the folder rewrites)"
+
+PLAIN_OPS = frozenset({
+    "Conv", "ConvTranspose", "Relu", "PRelu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu",
+    "Selu", "Softplus", "Clip", "Add", "Sub", "Mul", "Div", "MatMul", "Gemm", "MaxPool", "AveragePool",
+    "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Softmax", "LogSoftmax", "Flatten", "Round", "Floor",
+    "Ceil", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", "Constant",
+})
+"""Ops the folder leaves alone when their inputs are activations: a graph of only these, with no all-constant node,
+no shape subgraph, no dead output and no Add/Sub/Mul/Div by a neutral constant, comes out of :func:`_slim` with its
+Constant nodes written as initializers and nothing else changed (``tests/graph/test_prepare.py`` holds this against
+the folder on the registered and unseen models). Reshape, Transpose, Concat, Identity, Pad, Slice, Cast, ... are
+left out on purpose: onnxslim's no-op removal drops some of them."""
+
+_NEUTRAL = {"Add": 0.0, "Sub": 0.0, "Mul": 1.0, "Div": 1.0}
+
+
+def _nothing_to_fold(model: onnx.ModelProto, shape_nodes: Sequence[str]) -> onnx.ModelProto | None:
+    """The model with its Constant nodes written as initializers when that is all the folder would do, else None.
+
+    A cheap look at the graph (no onnxslim, no ONNX Runtime): spares ``hailo-qa lint``/``split`` of a plain model
+    the import of both and the preparation proof, since the result computes what the original does by construction.
+    """
+    if shape_nodes or any(n.op_type not in PLAIN_OPS or n.domain not in ("", "ai.onnx") for n in model.graph.node):
+        return None
+    import numpy as np
+    from onnx import numpy_helper
+
+    values = {i.name: i for i in model.graph.initializer}
+    used = {t for n in model.graph.node for t in n.input} | {o.name for o in model.graph.output}
+    for n in model.graph.node:
+        if any(o and o not in used for o in n.output):
+            return None  # a dead output: the folder prunes it
+        if n.op_type == "Constant":
+            a = n.attribute
+            if len(a) != 1 or a[0].name != "value" or a[0].t.data_location or n.output[0] in values:
+                return None
+            values[n.output[0]] = a[0].t
+            continue
+        if all((not i) or i in values for i in n.input):
+            return None  # an all-constant node: the folder folds it
+        if n.op_type in _NEUTRAL and any(
+                i in values and np.all(numpy_helper.to_array(values[i]) == _NEUTRAL[n.op_type]) for i in n.input):
+            return None  # x + 0, x * 1, ...: the folder's no-op removal drops it
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    kept = []
+    for n in out.graph.node:
+        if n.op_type != "Constant":
+            kept.append(n)
+            continue
+        t = onnx.TensorProto()
+        t.CopyFrom(n.attribute[0].t)
+        t.name = n.output[0]
+        out.graph.initializer.append(t)
+    if any(o.name in values and o.name not in {i.name for i in model.graph.initializer} for o in out.graph.output):
+        return None  # a Constant node feeding a graph output directly
+    del out.graph.node[:]
+    out.graph.node.extend(kept)
+    return out
