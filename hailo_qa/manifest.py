@@ -56,7 +56,8 @@ THRESHOLD_KEYS: dict[str, frozenset[str]] = {
                               "min_smallest_passing_px", "max_smallest_passing_px"}),
     # viability: the success criteria a variant comparison marks each variant against (hailo-qa report)
     "viability": frozenset({"max_different_similarity", "min_same_vs_baseline", "min_medium_match_rate",
-                            "medium_face_px", "min_pre_norm_distance_drop"}),
+                            "medium_face_px", "min_pre_norm_distance_drop", "max_session_match_spread",
+                            "max_session_spread"}),
 }
 """Known threshold sections and their keys. A section may be qualified: ``emulator.int8``, ``embedding.float``."""
 

@@ -194,6 +194,14 @@ class RunSummary:
     hosts: tuple[str, ...] = ()
 
 
+def _device_text(device) -> str:
+    """A device identity (``HailortRunner`` stores a dict) as the one short string a row keeps: its id and board."""
+    if isinstance(device, Mapping):
+        board = device.get("board_name") or ""
+        return f"{device.get('device_id', '')}" + (f" ({board})" if board else "")
+    return str(device)
+
+
 def make_row(*, run_id: str, model: str, metric: str, value: float, target: str, config: str = "",
              calib_size: int | None = None, variant: str = "", stage: str = "", backend=None,
              extra: Mapping[str, Any] | None = None, nodeid: str = "", git: str | None = None,
@@ -229,7 +237,7 @@ def make_row(*, run_id: str, model: str, metric: str, value: float, target: str,
     hailo = False
     if backend is not None:
         b_name, b_ver, hailo = backend.name, backend.version, bool(backend.hailo)
-        device = str(backend.details.get("device", "") or "")
+        device = _device_text(backend.details.get("device", "") or "")
         if not config:
             config = backend.config
     extra = dict(extra or {})

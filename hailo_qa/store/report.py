@@ -654,11 +654,13 @@ def report_plots(data: ReportData, out_dir: Path, *, progress: ProgressFn | None
 
 # ------------------------------------------------------------------------------------------ embedder variants
 VIABILITY_DEFAULTS = {"max_different_similarity": 0.30, "min_same_vs_baseline": 0.0, "min_medium_match_rate": 0.5,
-                      "medium_face_px": 40.0, "min_pre_norm_distance_drop": 0.0}
+                      "medium_face_px": 40.0, "min_pre_norm_distance_drop": 0.0, "max_session_match_spread": 0.0}
 """The seed's success criteria for a face-embedder variant (``[models.<m>.thresholds.viability]`` overrides):
 pre-norm varies with distance (drop > 0 from the largest to the smallest face), same-person similarity ≥ the INT8
 baseline's, different-person similarity < 0.30 (read on the 95th percentile of impostor pairs), match rate at medium
-distance (a 40-px face) > 50 %."""
+distance (a 40-px face) > 50 %, and identical sessions give the same answer (the match count does not change between
+sessions; judged where sessions were measured). The best-similarity spread between sessions is judged against the
+manifest's ``recognition.max_session_spread`` (or ``viability.max_session_spread``) where one is set."""
 
 LATENCY_METRICS = ("p95_ms", "core_p95_ms")
 """The variant table's latency: end-to-end P95 (``tests/test_hailo8_latency.py``), else the device-only P95."""
@@ -696,9 +698,13 @@ def _viability(manifest, model: str) -> dict[str, float]:
     crit = dict(VIABILITY_DEFAULTS)
     if manifest is not None:
         try:
-            crit.update(manifest.get(model).thresholds.get("viability", {}))
+            t = manifest.get(model).thresholds
         except Exception:  # noqa: BLE001 - a model no longer in the manifest keeps the seed's criteria
-            pass
+            return crit
+        # the session gate the recognition tests apply (best-similarity spread) is a success criterion too
+        if "max_session_spread" in t.get("recognition", {}):
+            crit["max_session_spread"] = t["recognition"]["max_session_spread"]
+        crit.update(t.get("viability", {}))
     return crit
 
 
@@ -763,6 +769,11 @@ def variant_comparison(rows: Sequence[MetricRow], manifest=None) -> dict[str, tu
             diff = f.get("diff_p95")
             if diff is None or not diff < crit["max_different_similarity"]:
                 why.append(f"different-person p95 {_fmt(diff)} ≥ {crit['max_different_similarity']:g}")
+            spread, sim_spread = f.get("session_match_spread"), f.get("session_similarity_spread")
+            if (spread is not None and spread > crit["max_session_match_spread"]) or (
+                    sim_spread is not None and sim_spread > crit.get("max_session_spread", float("inf"))):
+                why.append(f"sessions disagree (match count spread {_fmt(spread)}, best similarity spread "
+                           f"{_fmt(f.get('session_similarity_spread'))})")
             mm = f.get("medium_match_rate")
             if mm is None or not mm > crit["min_medium_match_rate"]:
                 why.append(f"match rate at {medium} px {_fmt(mm)} ≤ {crit['min_medium_match_rate']:g}")

@@ -9,7 +9,8 @@ It does nothing unless ``HAILO_QA_FAKE_DEVICE`` names a JSON file describing the
                "compute": {"kind": "onnx", "model": "/abs/embedder.onnx", "mean": 127.5, "std": 127.5},
                "drift": 0.0}]}
 
-``compute.kind``: ``onnx`` (a float ONNX model run on what the device receives, NHWC 0-255 → NCHW normalized),
+``compute.kind``: ``onnx`` (a float ONNX model run on what the device receives, NHWC 0-255 → NCHW normalized; its
+output × ``gain``, tiled ``repeat`` times to fill a wider output stream),
 ``constant`` (a degenerate embedder), or absent (the fake's synthetic formula). ``drift`` > 0 shifts every session
 (release + reconfigure) after the first one this HEF saw by ``drift × session`` of the output's RMS, along a fixed
 direction — a device whose answer changes between sessions. Every number this produces comes from the contract
@@ -35,10 +36,12 @@ def _onnx_compute(c: dict):
     sess = ort.InferenceSession(c["model"], opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     mean, std = float(c.get("mean", 0.0)), float(c.get("std", 1.0))
+    gain, repeat = float(c.get("gain", 1.0)), int(c.get("repeat", 1))
 
     def compute(x: np.ndarray) -> np.ndarray:
         x = (x.astype(np.float32)[None] - mean) / std
-        return sess.run(None, {name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+        y = sess.run(None, {name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0].reshape(-1)
+        return np.tile(y * gain, repeat)
 
     return compute
 

@@ -252,7 +252,8 @@ def test_real_no_device_reasons(real_hp):
 
 def test_real_pytest_m_hailo8_skips_every_device_test_with_status_74(real_hp):
     """`pytest -m hailo8` on the repo's own hardware modules, with the real binding and no device."""
-    tests = [str(config.REPO_ROOT / "tests" / f) for f in ("test_hailo8_latency.py", "test_embedding_similarity.py")]
+    tests = [str(config.REPO_ROOT / "tests" / f) for f in ("test_hailo8_latency.py", "test_embedding_similarity.py",
+                                                            "test_face_recognition.py")]
     out = subprocess.run([sys.executable, "-m", "pytest", "-m", "hailo8", "-q", "-rs", "-p", "no:cacheprovider",
                           *tests], capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=300,
                          env={**__import__("os").environ, "HAILORT_LOGGER_PATH": "NONE"})
@@ -261,6 +262,8 @@ def test_real_pytest_m_hailo8_skips_every_device_test_with_status_74(real_hp):
     assert " skipped" in summary and "passed" not in summary and "failed" not in summary, summary
     reasons = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
     assert reasons and all("no Hailo device found" in r and "status 74" in r for r in reasons), reasons
+    # the HEF-only ArcFace entry's recognition tests (enrolled against itself) are there, skipped for that reason
+    assert any("test_face_recognition.py" in r for r in reasons), reasons
 
 
 @pytest.mark.parametrize("hef_arch, device, fragment", [

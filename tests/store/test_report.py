@@ -190,7 +190,8 @@ def variant_hist(tmp_path):
         _rec(h, "host", "int8-calib16@emulator", {**GOOD, "mean_same": 0.10}, stage="self-enrolled")  # ignored
         # the Pi's run, same history: a HEF whose sessions drift and whose quality score does not fall
         _rec(h, "pi", "int8@hailo8", {**GOOD, "pre_norm_distance_drop": 0.0, "distance.40px.match_rate": 0.25,
-                                      "diff_p95": 0.35, "session_similarity_spread": 0.38}, target="hailo8", calib=None,
+                                      "diff_p95": 0.35, "session_similarity_spread": 0.38,
+                                      "session_match_spread": 4}, target="hailo8", calib=None,
              backend=("hailort", "4.23.0"))
         for metric, value in (("p95_ms", 3.4), ("core_p95_ms", 2.9)):  # as tests/test_hailo8_latency.py records
             h.record(H.make_row(run_id="pi", model="mfn", metric=metric, value=value, target="hailo8",
@@ -206,7 +207,8 @@ def test_variant_comparison_orders_judges_and_meets_device_and_emulator_rows(var
     base, sel, dev, flt = rows
     assert base.viable and base.figures["mean_same"] == 0.68  # float-enrolled wins over self-enrolled
     assert not sel.viable and sel.reasons == ("same-person 0.66 < INT8 baseline 0.68",)
-    assert not dev.viable and len(dev.reasons) == 3 and dev.backend == "hailort@4.23.0"
+    assert not dev.viable and len(dev.reasons) == 4 and dev.backend == "hailort@4.23.0"
+    assert "sessions disagree (match count spread 4, best similarity spread 0.38)" in dev.reasons
     assert any("match rate at 40 px 0.25" in r for r in dev.reasons)
     assert dev.figures["latency_p95_ms"] == 3.4 and flt.viable is None  # end to end, not the device-only P95
     assert "latency_p95_ms" not in base.figures  # no latency where none was measured
