@@ -25,7 +25,9 @@ Writes (inputs 1×3×128×128, weights seeded):
   torch < 1.13 wrote them (the Model Zoo's ``scrfd_500m.yaml`` end nodes are such names: ``Conv_99`` …);
 - ``nanodet_like.onnx``: NanoDet-Plus-style head: per level depthwise-separable convs and one ``gfl_cls`` conv with
   ``nc + 4·(reg_max+1)`` channels, split, class sigmoid, concatenated, output ``output`` [1, N, nc+32], as
-  ``nanodet``'s ``_forward_onnx`` exports.
+  ``nanodet``'s ``_forward_onnx`` exports;
+- ``detr_like.onnx``: DETR-style (conv backbone, one transformer decoder layer over 10 learned queries), outputs
+  ``pred_logits`` [1, 10, nc+1] and ``pred_boxes`` [1, 10, 4] (sigmoid) as DETR's export names them.
 """
 from __future__ import annotations
 
@@ -322,6 +324,28 @@ class NanoDetPlusLike(nn.Module):
         return self.head(lat)
 
 
+class DetrLike(nn.Module):
+    """DETR-style: conv backbone (stride 16), 1×1 projection, one transformer decoder layer over learned queries,
+    class logits (nc + 1, no-object) and sigmoid boxes, outputs ``pred_logits`` / ``pred_boxes`` as DETR exports."""
+
+    def __init__(self, d: int = 32, queries: int = 10) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(ConvBnAct(3, 16, 3, 2), ConvBnAct(16, 32, 3, 2), ConvBnAct(32, 32, 3, 2),
+                                      ConvBnAct(32, 48, 3, 2))
+        self.input_proj = nn.Conv2d(48, d, 1)
+        self.query_embed = nn.Parameter(torch.randn(1, queries, d) * 0.5)
+        self.pos = nn.Parameter(torch.randn(1, 64, d) * 0.1)
+        layer = nn.TransformerDecoderLayer(d, 2, 64, dropout=0.0, batch_first=True)
+        self.transformer = nn.TransformerDecoder(layer, 1)
+        self.class_embed = nn.Linear(d, NC + 1)
+        self.bbox_embed = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 4))
+
+    def forward(self, x):
+        mem = self.input_proj(self.backbone(x)).flatten(2).permute(0, 2, 1) + self.pos
+        hs = self.transformer(self.query_embed, mem)
+        return self.class_embed(hs), self.bbox_embed(hs).sigmoid()
+
+
 def _old_exporter_names(path: Path) -> None:
     """Rename nodes ``<Op>_<k>`` and internal tensors to numbers, as torch < 1.13's exporter wrote them."""
     import onnx
@@ -359,9 +383,9 @@ def _randomize(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-def export(model: nn.Module, path: Path, output: str | list[str], name: str = "images") -> None:
+def export(model: nn.Module, path: Path, output: str | list[str], name: str = "images", opset: int = 13) -> None:
     torch.onnx.export(model, (torch.rand(1, 3, 128, 128),), str(path), input_names=[name],
-                      output_names=[output] if isinstance(output, str) else output, opset_version=13, dynamo=False)
+                      output_names=[output] if isinstance(output, str) else output, opset_version=opset, dynamo=False)
 
 
 def main(out: str) -> None:
@@ -379,7 +403,11 @@ def main(out: str) -> None:
     _old_exporter_names(d / "scrfd_like.onnx")
     torch.manual_seed(0)
     export(_randomize(NanoDetPlusLike(), 5), d / "nanodet_like.onnx", "output", name="data")
-    for f in ("yolov8_like.onnx", "yolox_like.onnx", "yolov5_like.onnx", "scrfd_like.onnx", "nanodet_like.onnx"):
+    torch.manual_seed(0)
+    export(_randomize(DetrLike(), 6), d / "detr_like.onnx", ["pred_logits", "pred_boxes"], name="samples",
+           opset=14)  # attention needs opset 14
+    for f in ("yolov8_like.onnx", "yolox_like.onnx", "yolov5_like.onnx", "scrfd_like.onnx", "nanodet_like.onnx",
+              "detr_like.onnx"):
         print(d / f, (d / f).stat().st_size, "bytes")
 
 
