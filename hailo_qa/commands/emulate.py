@@ -30,6 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also find the K noisiest layers (default: quantization.suggest_k) with the noise analysis "
                         "and measure each alone and together in 16-bit on the held-out inputs; only a set that "
                         "raised SNR is called a suggestion (HAR layer names on the DFC)")
+    p.add_argument("--resize-study", action="store_true",
+                   help="calibrate with stretch and with letterbox resizing and evaluate each both ways (matched "
+                        "and mismatched preprocessing, per-output SNR/cosine, detection agreement)")
+    p.add_argument("--calib-source", metavar="SRC", default=None,
+                   help="calibration source instead of the manifest's (folder, glob, .npz; 'shared:x' allowed)")
+    p.add_argument("--eval-samples", metavar="GLOB", default=None,
+                   help="evaluation photos instead of the manifest's samples (calibration photos are left out)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -49,6 +56,14 @@ def run(args: argparse.Namespace) -> int:
     from hailo_qa.fsutil import check_out_dir, state_subdir
 
     work = check_out_dir(args.work_dir, "--work-dir") if args.work_dir else state_subdir("work", "--work-dir")
+    spec = _with_sources(spec, args)
+    if getattr(args, "resize_study", False):
+        from hailo_qa.quant.resize import resize_study
+
+        study = resize_study(spec, calib_size=size, config=args.config, backend=args.backend, work_dir=work,
+                             n_eval=args.n_eval)
+        print(json.dumps(study.to_dict(), indent=2) if args.json else study.table())
+        return 1 if study.cell(study.declared, study.declared).failed else 0
     result = evaluate_quantization(spec, config=args.config, calib_size=size, backend=args.backend, work_dir=work,
                                    n_eval=args.n_eval, seed=args.seed)
     suggestion = None
@@ -69,3 +84,26 @@ def run(args: argparse.Namespace) -> int:
             print()
             print(suggestion.table())
     return 1 if result.failed else 0
+
+
+def _with_sources(spec, args: argparse.Namespace):
+    """``spec`` with ``--calib-source`` / ``--eval-samples`` applied (paths resolve against the current folder)."""
+    import dataclasses
+    import glob
+    from pathlib import Path
+
+    from hailo_qa.errors import InputFileError
+    from hailo_qa.manifest import resolve_path
+
+    src, pattern = getattr(args, "calib_source", None), getattr(args, "eval_samples", None)
+    if src:
+        spec = dataclasses.replace(spec, calibration=dataclasses.replace(spec.calibration, source=str(
+            resolve_path(src, Path.cwd()))))
+    if pattern:
+        hits = sorted(Path(h) for h in glob.glob(str(resolve_path(pattern, Path.cwd())), recursive=True))
+        files = [h for h in hits if h.is_file()]
+        if not files:
+            raise InputFileError(f"--eval-samples '{pattern}' matches no file", note="expected image files (a glob)",
+                                 hint="quote the glob so the shell does not expand it, e.g. 'photos/*.jpg'")
+        spec = dataclasses.replace(spec, samples=tuple(files))
+    return spec

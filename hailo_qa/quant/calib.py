@@ -104,6 +104,7 @@ class CalibSummary:
     sha256: str
     requested: int = 0
     real_available: int = 0
+    resize: str | None = None
 
     @property
     def shortfall(self) -> int:
@@ -127,7 +128,8 @@ class CalibSummary:
             + (f"; {self.shortfall} short: fewer real samples than requested and augmentation is off"
                if self.shortfall else ""),
             f"  shape        {tuple(self.shape)} float32 NCHW per sample",
-            f"  source       {self.source}",
+            f"  source       {self.source}"
+            + (f" (images resized: {self.resize})" if self.resize else ""),
             f"  seed         {self.seed}",
             f"  normalize    {self.normalization} ({domain})",
             f"  min/ch       {fmt(self.channel_min)}",
@@ -190,6 +192,14 @@ class CalibSet:
 
     def __len__(self) -> int:
         return self.count
+
+    @property
+    def resize(self) -> str | None:
+        """How image files were resized into this set (``stretch`` / ``letterbox``); None without image files."""
+        if not any(it.kind == "image" for it in self.items):
+            return None
+        pre = self.input_spec.preprocess
+        return pre.resize if pre is not None else "stretch"
 
     # ---- streaming -------------------------------------------------------------------------------------------
     def iter_samples(self, *, as_onnx_input: bool = False) -> Iterator[np.ndarray]:
@@ -276,7 +286,8 @@ class CalibSet:
             augmented=self.augmented, shape=tuple(self.shape), source=self.source, seed=self.seed,
             normalization=self.normalization, channel_min=tuple(map(float, lo)), channel_max=tuple(map(float, hi)),
             channel_mean=tuple(map(float, mean)), channel_std=tuple(map(float, std)), sha256=h.hexdigest(),
-            requested=self.requested or self.count, real_available=self.real_available or self.real)
+            requested=self.requested or self.count, real_available=self.real_available or self.real,
+            resize=self.resize)
 
     @property
     def sha256(self) -> str:
@@ -747,10 +758,49 @@ def _augment(cs: CalibSet, j: int, cache: OrderedDict) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# resize mode (letterbox vs stretch)
+def resize_mismatch(calib: CalibSet, inp: InputSpec) -> str | None:
+    """A sentence when ``calib``'s image files were resized differently from how ``inp`` is fed (its
+    ``preprocess.resize``), else None (also for a set without image files: tensors carry no resize mode)."""
+    if calib.resize is None:
+        return None
+    want = inp.preprocess.resize if inp.preprocess is not None else "stretch"
+    if calib.resize == want:
+        return None
+    return (f"preprocessing mismatch: calibrated on images resized by {calib.resize}, evaluated on {want} "
+            f"(input '{inp.name}')")
+
+
+def _pad_value(calib: CalibSet) -> np.ndarray | None:
+    """Per-channel value of a letterbox pad in ``calib``'s domain, when its tensor samples should have none (an
+    image input resized by stretching); else None."""
+    spec, pre = calib.input_spec, calib.input_spec.preprocess
+    c = calib.shape[1]
+    if spec.kind != "image" or pre is None or pre.resize != "stretch" or len(pre.mean) != c or len(pre.std) != c:
+        return None
+    if all(it.kind == "image" for it in calib.items):
+        return None
+    return (pre.pad - np.asarray(pre.mean, np.float64)) / np.asarray(pre.std, np.float64)
+
+
+def letterbox_bands(x: np.ndarray, pad: np.ndarray) -> bool:
+    """True when a ``(1, C, H, W)`` sample has letterbox bands: its first and last rows, or its first and last
+    columns, equal ``pad`` (per channel) everywhere. A stretched photo practically never does."""
+    v = np.asarray(x, np.float64)[0]
+    p = np.asarray(pad, np.float64).reshape(-1, 1)
+    tol = 1e-3 * max(1.0, float(np.abs(p).max()))
+
+    def flat(edge: np.ndarray) -> bool:  # edge: (C, L)
+        return bool(np.all(np.abs(edge - p) <= tol))
+
+    return (flat(v[:, 0, :]) and flat(v[:, -1, :])) or (flat(v[:, :, 0]) and flat(v[:, :, -1]))
+
+
+# --------------------------------------------------------------------------------------------------------------
 # validation
 def validate_calib(calib: CalibSet, *, include_augmented: bool = False) -> None:
-    """Check the data before any quantization runs: NaN/Inf, and the value range against the declared
-    normalization and input range.
+    """Check the data before any quantization runs: NaN/Inf, the value range against the declared
+    normalization and input range, and letterboxed tensor samples for an input resized by stretching.
 
     Augmented samples are derived from the real ones and cannot add NaN/Inf or leave the real range (crops,
     flips, brightness clipped to 0–255 for images and to the sample's own range for tensors), so by default only
@@ -763,10 +813,13 @@ def validate_calib(calib: CalibSet, *, include_augmented: bool = False) -> None:
     Raises:
         InputDataError: NaN/Inf (which samples, how many values); data already normalized while the model script
             normalizes on chip (double normalization); raw 0–255 data where normalized data is declared; values
-            outside the declared range.
+            outside the declared range; at least half of the tensor samples of a stretched image input carrying
+            letterbox bands (:func:`letterbox_bands`; the opposite case cannot be told: a square photo has no bands).
     """
     ctx = f"{calib.model} | calib"
     n = calib.count if include_augmented else calib.real
+    pad = _pad_value(calib)  # tensor samples of a stretched image input are checked for letterbox bands
+    n_tensor, n_banded, banded = 0, 0, []
     # one streaming pass; what is kept does not grow with the set (running extremes, the first few bad labels)
     lo, hi = calib.expected_range if calib.expected_range is not None else (-np.inf, np.inf)
     tol = 0.02 * (hi - lo) if calib.expected_range is not None else 0.0
@@ -784,6 +837,12 @@ def validate_calib(calib: CalibSet, *, include_augmented: bool = False) -> None:
                 nan = int(np.isnan(x).sum())
                 nonfinite.append((label, nan, int((~finite).sum()) - nan))
             continue
+        if pad is not None and i < calib.real and calib.items[i].kind != "image":
+            n_tensor += 1
+            if letterbox_bands(x, pad):
+                n_banded += 1
+                if len(banded) < 3:
+                    banded.append(label)
         xmin, xmax = float(x.min()), float(x.max())
         if xmin < dmin:
             dmin, lab_min = xmin, label
@@ -798,6 +857,16 @@ def validate_calib(calib: CalibSet, *, include_augmented: bool = False) -> None:
             f" (+{n_nonfinite - 5} more)" if n_nonfinite > 5 else "")
         raise InputDataError(f"{n_nonfinite} of {n} calibration samples hold NaN/Inf: {listing}",
                              note="expected finite values only", hint="fix or remove those samples", context=ctx)
+    if n_banded and 2 * n_banded >= n_tensor:
+        raise InputDataError(
+            f"{n_banded} of {n_tensor} calibration samples look letterboxed (rows or columns of the pad value "
+            f"{calib.input_spec.preprocess.pad:g} along two opposite edges, e.g. {', '.join(banded)}), but input "
+            f"'{calib.input_name}' is resized by stretching",
+            note="calibration data must be preprocessed the way the deployed model is fed: calibrating on letterboxed "
+                 "images and deploying stretched ones (or the reverse) calibrates the ranges on other statistics "
+                 "(see README, 'letterbox vs stretch')",
+            hint="if the deployment letterboxes, declare preprocess = { ..., resize = \"letterbox\" }; otherwise "
+                 "re-export the samples stretched to the input's size", context=ctx)
     if not lab_min or calib.expected_range is None:
         return
     span = hi - lo

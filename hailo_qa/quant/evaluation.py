@@ -335,7 +335,7 @@ def eval_feeds(spec, *, n_eval: int = 4, seed: int = 0, exclude: set[Path] | fro
 def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = "auto", work_dir: str | Path,
                           n_eval: int = 4, seed: int = 0, int16_layers: Sequence[str] = (),
                           feeds: Sequence[tuple[str, Mapping[str, np.ndarray]]] | None = None,
-                          split=None) -> QuantEval:
+                          split=None, calib=None) -> QuantEval:
     """Quantize ``spec``'s Stage 1 with ``calib_size`` calibration samples and compare it with the float Stage 1.
 
     Args:
@@ -352,6 +352,9 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         feeds: evaluation inputs to use instead of :func:`eval_feeds` (a sweep fixes them across sizes). They must
             not be calibration data.
         split: the model's split. Defaults to :func:`hailo_qa.graph.split.split_for_model`.
+        calib: the calibration set to quantize with (e.g. one built with another resize mode,
+            :mod:`hailo_qa.quant.resize`). Defaults to the manifest's, of ``calib_size`` samples. A set whose image
+            files were resized differently from ``spec``'s input is a preprocessing mismatch: the result says so.
 
     Returns:
         A :class:`QuantEval`.
@@ -363,7 +366,7 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
     from hailo_qa.graph.split import split_for_model
     from hailo_qa.graph.verify import pipeline_for
     from hailo_qa.inputs import host_feeds
-    from hailo_qa.quant.calib import calib_set_for_model
+    from hailo_qa.quant.calib import calib_set_for_model, resize_mismatch
     from hailo_qa.quant.emulator import make_emulator, resolve_backend
     from hailo_qa.runners.onnxrt import OnnxrtRunner
 
@@ -373,7 +376,11 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
     resolve_backend(backend)  # fail on a bad name before any work
     work = Path(work_dir)
     split = split or split_for_model(spec, work)
-    calib = calib_set_for_model(spec, size=calib_size)
+    calib = calib if calib is not None else calib_set_for_model(spec, size=calib_size)
+    notes: list[str] = []
+    mismatch = resize_mismatch(calib, spec.input(calib.input_name))
+    if mismatch:
+        notes.append(mismatch)
     layers = tuple(int16_layers) or tuple(spec.quantization.int16_layers)
     if config == "int16_selective" and not layers:
         from hailo_qa.quant.noise import suggest_for_model
@@ -393,7 +400,6 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         t1 = time.perf_counter()
         test = [runner.infer(f) for f in s1_feeds]
     values = stage1_metrics(ref, test)
-    notes: list[str] = []
     zoo = (split.report or {}).get("zoo") or {}
     if spec.task in ("detection", "face_detection") and zoo.get("offered") and zoo.get("decode"):
         # raw heads at the Model Zoo cut: decode them to boxes, float vs quantized, end to end
@@ -409,6 +415,27 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
                          f"matched / max(float, quantized) detections)")
         except InputDataError as err:  # per-output SNR/cosine are kept whatever happens here
             notes.append(f"heads not decoded ({err.what}); per-output SNR and cosine only")
+    elif spec.task == "face_detection" and split.stage2_path is not None:
+        # a face detector with YuNet's raw outputs: decoded as OpenCV's FaceDetectorYN does, float vs quantized
+        from hailo_qa.evaluate.faces import decode_yunet, nms
+
+        consts = host_feeds(spec)
+        hw = spec.device_inputs[0].hw
+
+        def faces(outs: Outputs) -> dict[str, np.ndarray]:
+            boxes, scores, _ = decode_yunet(outs, input_size=hw)
+            keep = nms(boxes, scores)
+            return {"boxes": boxes[keep], "labels": np.zeros(len(keep), np.int64), "scores": scores[keep]}
+
+        with pipeline_for(split, host_feeds=consts, name="float") as fp, \
+                pipeline_for(split, stage1=runner, host_feeds=consts, name="quantized") as qp:
+            pairs = [(fp.infer(dict(f)), qp.infer(dict(f))) for _, f in feeds]
+        try:
+            values["detection_agreement"] = float(np.mean([metrics.detection_agreement(
+                faces(r), faces(t), min_score=0.6).agreement for r, t in pairs]))
+            notes.append("detection agreement from YuNet's outputs decoded to faces (score ≥ 0.6, NMS 0.3)")
+        except InputDataError as err:  # not YuNet's outputs: per-output SNR/cosine are its metrics
+            notes.append(f"face detector outputs not decoded ({err.what}); per-output SNR and cosine only")
     elif spec.task in ("detection", "classification") and split.stage2_path is not None:
         consts = host_feeds(spec)
         e2e = list(feeds)

@@ -93,3 +93,29 @@ def test_suggest_int16_adds_the_measured_suggestion(tmp_path, capsys, monkeypatc
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "INT16 candidates from the dfc noise analysis (HAR layer names)" in out and "suggestion: none" in out
+
+
+def test_resize_study_on_other_photos(tmp_path, capsys):
+    """--resize-study with --calib-source / --eval-samples: four cells, two marked mismatch, JSON on stdout only;
+    the calibration photos are never evaluation photos."""
+    from hailo_qa.config import SHARED_DIR
+
+    faces = SHARED_DIR / "faces"
+    if len(list(faces.glob("*.*g"))) < 4:
+        pytest.skip(f"the shared photos are not present under {faces}")
+    rc = main(["emulate", "mtcnn_onet", "--resize-study", "--calib-size", "2", "--backend", "ort", "--n-eval", "2",
+               "--calib-source", str(faces / "*.png"), "--eval-samples", str(faces / "*.jpeg"), "--json",
+               "--work-dir", str(tmp_path)])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == (1 if d["cells"][0]["failed"] else 0)  # the manifest's gates on the matched (declared) cell
+    cells = [(c["calibrated"], c["evaluated"], c["mismatch"]) for c in d["cells"]]
+    assert cells[0] == ("stretch", "stretch", False) and sum(m for *_, m in cells) == 2
+    assert all(c["calib_real"] == 2 and c["eval_inputs"] == ["Chris", "Paul", "Paul2"] for c in d["cells"])
+    assert set(d["mismatch_cost"]) == {"stretch", "letterbox"}
+
+
+def test_eval_samples_matching_nothing_is_an_input_error(tmp_path, capsys):
+    assert main(["emulate", "mtcnn_onet", "--resize-study", "--eval-samples", str(tmp_path / "*.jpg"),
+                 "--backend", "ort", "--work-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--eval-samples" in err and "matches no file" in err and "Hint:" in err
