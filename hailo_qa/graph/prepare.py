@@ -163,10 +163,12 @@ def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Ma
     freeze(m)
     OptimizationSettings.reset([*SKIPPED_PASSES, *extra.get("skip_optimizations", ())])
     skip_fusions = [k for k in DEFAULT_FUSION_PATTERNS if k.startswith("Fusion")]  # eliminations only
+    fold = OptimizationSettings.constant_folding
     try:
         m = onnx.shape_inference.infer_shapes(m, data_prop=True)
         for _ in range(FOLD_ROUNDS):
             before = _structure(m)
+            OptimizationSettings.constant_folding = fold and _foldable(m)  # later rounds mostly only eliminate
             m = onnx.shape_inference.infer_shapes(optimize(m, skip_fusions), data_prop=True)
             if _structure(m) == before:  # converged (onnxslim.slim compares whole graphs the same way)
                 break
@@ -178,6 +180,24 @@ def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Ma
         OptimizationSettings.reset()
     m.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
     return m
+
+
+def _foldable(model: onnx.ModelProto) -> bool:
+    """Whether a constant-folding pass would find work: a Constant node, a node whose inputs are all constant, or a
+    Shape/Size of a tensor whose shape is static (folding costs ONNX Runtime sessions; this look one pass over the
+    nodes)."""
+    consts = {t.name for t in model.graph.initializer}
+    static = {v.name for v in [*model.graph.input, *model.graph.value_info, *model.graph.output]
+              if v.type.tensor_type.HasField("shape")
+              and all(d.HasField("dim_value") and d.dim_value > 0 for d in v.type.tensor_type.shape.dim)}
+    for n in model.graph.node:
+        if n.op_type == "Constant":
+            return True
+        if n.op_type in ("Shape", "Size") and n.input[0] in static:
+            return True
+        if all((not i) or i in consts for i in n.input):
+            return True
+    return False
 
 
 def _structure(model: onnx.ModelProto) -> list[tuple]:

@@ -11,8 +11,8 @@ from onnx import numpy_helper as nh
 
 from hailo_qa.config import REPO_ROOT, SHARED_DIR
 from hailo_qa.graph import prepare as prep_mod
-from hailo_qa.graph.prepare import (NOTHING_TO_FOLD, _nothing_to_fold, _slim, prepare, shape_computation_nodes,
-                                    static_shapes)
+from hailo_qa.graph.prepare import (NOTHING_TO_FOLD, _foldable, _nothing_to_fold, _slim, prepare,
+                                    shape_computation_nodes, static_shapes)
 from tests.graph import models
 
 REAL = sorted({p.name: p for p in [*(SHARED_DIR / "models").glob("*.onnx"), *(REPO_ROOT / "fixtures/models").glob(
@@ -28,23 +28,6 @@ def _plain(extra_nodes=(), extra_inits=(), out="y") -> onnx.ModelProto:
              *extra_nodes]
     return models._model(nodes, [h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 8, 8])],
                          [h.make_tensor_value_info(out, T.FLOAT, ["N", "C", "H", "W"])], [w, *extra_inits])
-
-
-def _foldable(model: onnx.ModelProto) -> bool:
-    """Whether a fold round would find work: a non-Constant node whose inputs are all constant, or a Shape/Size of a
-    tensor whose shape is static ."""
-    consts = {t.name for t in model.graph.initializer}
-    static = {v.name for v in [*model.graph.input, *model.graph.value_info, *model.graph.output]
-              if v.type.tensor_type.HasField("shape")
-              and all(d.HasField("dim_value") and d.dim_value > 0 for d in v.type.tensor_type.shape.dim)}
-    for n in model.graph.node:
-        if n.op_type == "Constant":
-            consts.update(n.output)
-        elif n.op_type in ("Shape", "Size") and n.input[0] in static:
-            return True
-        elif all((not i) or i in consts for i in n.input):
-            return True
-    return False
 
 
 def _ops(m: onnx.ModelProto) -> list[str]:
