@@ -16,6 +16,8 @@ Writes (inputs 1×3×128×128, weights seeded):
   ``ultralytics`` exports;
 - ``yolox_like.onnx``: Focus stem by strided slicing, decoupled head, output [1, N, 5+nc] with objectness/class
   sigmoids, as YOLOX's ``export_onnx.py`` does without ``--decode_in_inference``;
+- ``yolox_oldnames_like.onnx``: the same YOLOX-like model with node and tensor names renumbered as torch < 1.13
+  wrote them (``Conv_197``, ``Sigmoid_199``: the names in the Zoo's ``yolox_s_leaky.yaml``), recognised by structure;
 - ``yolov5_like.onnx``: 6×6 stride-2 stem, C3-style blocks, SPPF, PAN neck, ``Detect`` at ``model.24`` decoded in
   the graph (rank-5 view/permute, sigmoid, grid and anchor decode), output ``output0`` [1, N, 5+nc], as
   ``yolov5/export.py`` (v7.0) exports;
@@ -396,6 +398,9 @@ def main(out: str) -> None:
     torch.manual_seed(0)
     export(_randomize(YoloXLike(), 2), d / "yolox_like.onnx", "output")
     torch.manual_seed(0)
+    export(_randomize(YoloXLike(), 2), d / "yolox_oldnames_like.onnx", "output")
+    _old_exporter_names(d / "yolox_oldnames_like.onnx")
+    torch.manual_seed(0)
     export(_randomize(YoloV5Like(), 3), d / "yolov5_like.onnx", "output0")
     torch.manual_seed(0)
     export(_randomize(ScrfdLike(), 4), d / "scrfd_like.onnx",
@@ -406,8 +411,8 @@ def main(out: str) -> None:
     torch.manual_seed(0)
     export(_randomize(DetrLike(), 6), d / "detr_like.onnx", ["pred_logits", "pred_boxes"], name="samples",
            opset=14)  # attention needs opset 14
-    for f in ("yolov8_like.onnx", "yolox_like.onnx", "yolov5_like.onnx", "scrfd_like.onnx", "nanodet_like.onnx",
-              "detr_like.onnx"):
+    for f in ("yolov8_like.onnx", "yolox_like.onnx", "yolox_oldnames_like.onnx", "yolov5_like.onnx", "scrfd_like.onnx",
+              "nanodet_like.onnx", "detr_like.onnx"):
         print(d / f, (d / f).stat().st_size, "bytes")
 
 

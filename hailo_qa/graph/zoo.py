@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-STRATEGIES = ("names", "head_convs", "output_producers")
+STRATEGIES = ("names", "head_convs", "output_producers", "concat_parts")
 LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Concat", "Flatten", "Squeeze", "Unsqueeze", "Sigmoid", "Softmax",
                         "Identity"})
 """Ops :data:`head_convs` walks back through from an output to its head convolution."""
@@ -39,6 +39,7 @@ class Family:
     min_matches: int = 1
     outputs: str = ""
     decode: str = ""
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,14 @@ def load_families(path: str | None = None) -> tuple[Family, ...]:
             resources.files("hailo_qa.graph").joinpath("zoo_cuts.toml").read_text(encoding="utf-8"))
     out = []
     for name, f in tomllib.loads(text).get("families", {}).items():
-        unknown = set(f) - {"description", "zoo", "strategy", "end_nodes", "then", "min_matches", "outputs", "decode"}
+        unknown = set(f) - {"description", "zoo", "strategy", "end_nodes", "then", "min_matches", "outputs", "decode",
+                            "parts"}
         if unknown or f.get("strategy") not in STRATEGIES or not f.get("zoo"):
             raise InternalError(f"zoo_cuts.toml: bad family {name} (unknown keys {unknown}, strategy "
                                 f"{f.get('strategy')}, zoo source {f.get('zoo')})")
         out.append(Family(name, f.get("description", ""), tuple(f["zoo"]), f["strategy"], tuple(f.get("end_nodes", ())),
                           dict(f.get("then", {})) or None, int(f.get("min_matches", 1)), f.get("outputs", ""),
-                          f.get("decode", "")))
+                          f.get("decode", ""), tuple(f.get("parts", ()))))
     return tuple(out)
 
 
@@ -105,6 +107,28 @@ def _head_convs(g: GraphIndex, outputs: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _concat_parts(g: GraphIndex, parts: Sequence[str]) -> list[str]:
+    """Walking back from each output through layout ops, the producers of every Concat whose inputs come from
+    exactly ``parts`` (op types, in order): e.g. YOLOX's per-level ``Concat(reg Conv, obj Sigmoid, cls Sigmoid)``."""
+    found = []
+    for out in g.outputs:
+        todo, seen = [out], set()
+        while todo:
+            t = todo.pop(0)
+            if t in seen or t not in g.producer:
+                continue
+            seen.add(t)
+            n = g.producer[t]
+            ins = [i for i in n.input if i and i not in g.constants]
+            prods = [g.producer.get(i) for i in ins]
+            if (n.op_type == "Concat" and len(prods) == len(parts)
+                    and all(p is not None and p.op_type == op for p, op in zip(prods, parts))):
+                found.extend(g.name(p) for p in prods)
+            elif n.op_type in LAYOUT_OPS:
+                todo.extend(ins)
+    return list(dict.fromkeys(found))
+
+
 def find_zoo_cut(g: GraphIndex, families: Sequence[Family] | None = None) -> ZooCut | None:
     """The first family ``g`` belongs to, with its end nodes in ``g``; None when no family matches."""
     for fam in families if families is not None else load_families():
@@ -116,6 +140,10 @@ def find_zoo_cut(g: GraphIndex, families: Sequence[Family] | None = None) -> Zoo
                 return ZooCut(fam, tuple(nodes))
         elif fam.strategy == "head_convs":
             nodes = _head_convs(g, g.outputs)
+            if len(nodes) >= fam.min_matches:
+                return ZooCut(fam, tuple(nodes))
+        elif fam.strategy == "concat_parts":
+            nodes = _concat_parts(g, fam.parts)
             if len(nodes) >= fam.min_matches:
                 return ZooCut(fam, tuple(nodes))
         else:

@@ -102,6 +102,22 @@ def test_a_zoo_cut_the_rules_reject_is_reported_not_used(tmp_path):
     assert r.mode == "auto" and r.report["zoo"]["offered"] is False and "reject" in r.report["zoo"]["why_not"]
 
 
+def test_yolox_with_old_exporter_names_is_recognised_by_structure():
+    """Same model, names renumbered (torch < 1.13): the names pattern misses it, the structure finds the same cut."""
+    new = stages_from_onnx(FIXTURES / "unseen" / "yolox_like.onnx")
+    old = stages_from_onnx(FIXTURES / "unseen" / "yolox_oldnames_like.onnx")
+    assert (new.report["zoo"]["family"], old.report["zoo"]["family"]) == ("yolox", "yolox_any_names")
+    assert [b.shape for b in new.boundary] == [b.shape for b in old.boundary]
+    assert [b.producer_op for b in new.boundary] == [b.producer_op for b in old.boundary]
+
+
+@pytest.mark.parametrize("name", ["face_detection_yunet_2023mar.onnx", "mtcnn_onet.onnx",
+                                  "deimv2_hgnetv2_atto_coco.onnx"])
+def test_other_detectors_are_not_taken_for_a_zoo_family(name):
+    """No false recognition: YuNet, MTCNN and DEIMv2 keep the largest device stage."""
+    assert find_zoo_cut(GraphIndex(load_onnx(FIXTURES / "models" / name))) is None
+
+
 def test_families_are_recognised_by_names_and_outputs():
     g = GraphIndex(load_onnx(FIXTURES / "unseen" / "yolox_like.onnx"))
     z = find_zoo_cut(g)
