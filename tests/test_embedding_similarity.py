@@ -17,7 +17,7 @@ import pytest
 from hailo_qa.evaluate import embedding as E
 from hailo_qa.evaluate.faces import simulate_distance
 from hailo_qa.inputs import host_feeds, preprocess_image, read_image_rgb
-from hailo_qa.manifest import PRECISION_CONFIGS
+from hailo_qa.manifest import PRECISION_CONFIGS, VariantSpec
 from hailo_qa.runners.onnxrt import OnnxrtRunner
 
 pytestmark = pytest.mark.hqa_select(task="embedding")
@@ -104,7 +104,8 @@ def _gates(spec, target: str) -> dict[str, float]:
 
 
 def _evaluate_and_gate(spec, target: str, run: TargetRun, ref: np.ndarray, face_set: FaceSet, backend,
-                       hqa_history, *, config: str = "", calib_size: int | None = None) -> E.EmbeddingReport:
+                       hqa_history, *, config: str = "", calib_size: int | None = None,
+                       variant: str = "") -> E.EmbeddingReport:
     """All figures of one target: record them, then fail on instability, a broken sweep or a crossed gate."""
     __tracebackhide__ = True
     gates = _gates(spec, target)
@@ -123,7 +124,7 @@ def _evaluate_and_gate(spec, target: str, run: TargetRun, ref: np.ndarray, face_
         figs[f"distance{p.scale:g}_cosine_min"] = p.min_cosine
     for metric, value in figs.items():
         hqa_history.record(model=spec.name, metric=f"embedding.{metric}", value=float(value), target=hist_target,
-                           config=config, calib_size=calib_size, backend=backend,
+                           config=config, calib_size=calib_size, backend=backend, variant=variant or target,
                            extra={"samples": list(face_set.names)})
     sweep_text = "\n".join(f"  scale {p.scale:<5g} pre-norm {p.mean_pre_norm:8.3f} (x{p.pre_norm_ratio:.3f})  "
                            f"cosine mean {p.mean_cosine:.4f} min {p.min_cosine:.4f}" for p in sweep)
@@ -153,7 +154,7 @@ def test_float_embeddings_match_golden_and_gates(hqa_model, face_set, float_run,
 
     golden = read_golden(outcome.paths)
     _evaluate_and_gate(hqa_model, "float", run, golden.outputs["embedding"].astype(np.float64), face_set, backend,
-                       hqa_history)
+                       hqa_history, variant="float")
 
 
 # -- emulator -------------------------------------------------------------------------------------------------------------
@@ -174,7 +175,8 @@ def test_emulator_embeddings(hqa_model, config, face_set, float_run, hqa, hqa_hi
     run = _run_target(pipe, hqa_model, face_set)
     ref, _ = float_run
     _evaluate_and_gate(hqa_model, f"emulator.{config}", run, ref.emb, face_set, pipe.backend, hqa_history,
-                       config=config, calib_size=calib_count)
+                       config=config, calib_size=calib_count,
+                       variant=VariantSpec("emulator", config, size).id)  # the id of the sweep's variant
 
 
 # -- Hailo-8 --------------------------------------------------------------------------------------------------------------
@@ -193,7 +195,8 @@ def test_hailo8_embeddings(hqa_model, face_set, float_run, hqa, hqa_history):
                            network_group=hqa_model.network_group or None)
     run = _run_target(_DeviceFeeds(runner, hqa_model, face_set), hqa_model, face_set)
     ref, _ = float_run
-    _evaluate_and_gate(hqa_model, "hailo8", run, ref.emb, face_set, runner.backend, hqa_history)
+    _evaluate_and_gate(hqa_model, "hailo8", run, ref.emb, face_set, runner.backend, hqa_history,
+                       variant=VariantSpec("hailo8", "", hef=hqa_model.hef).id)
 
 
 class _DeviceFeeds:
