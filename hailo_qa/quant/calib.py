@@ -35,6 +35,7 @@ sample's own [min, max] so no augmented value leaves the real data's range. ``su
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob as _glob
 import hashlib
@@ -209,15 +210,15 @@ class CalibSet:
             as_onnx_input: for an ``on_chip`` set, apply ``(x - mean) / std`` so the sample fits the float ONNX
                 model. No effect on a ``host`` set. Defaults to False (the data the DFC calibrates on).
         """
-        cache: OrderedDict = OrderedDict()
         post = None
         if as_onnx_input and self.normalization == "on_chip":
             m = np.asarray(self.onnx_mean, np.float32).reshape(1, -1, 1, 1)
             s = np.asarray(self.onnx_std, np.float32).reshape(1, -1, 1, 1)
             post = (m, s)
-        for i in range(self.count):
-            x = self._sample(i, cache)
-            yield x if post is None else ((x - post[0]) / post[1]).astype(np.float32)
+        with _Stream() as stream:
+            for i in range(self.count):
+                x = self._sample(i, stream)
+                yield x if post is None else ((x - post[0]) / post[1]).astype(np.float32)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.iter_samples()
@@ -248,13 +249,14 @@ class CalibSet:
         """Sample ``i`` (``(1, C, H, W)`` float32), rebuilt deterministically."""
         if not 0 <= i < self.count:
             raise IndexError(i)
-        return self._sample(i, OrderedDict())
+        with _Stream() as stream:
+            return self._sample(i, stream)
 
-    def _sample(self, i: int, cache: OrderedDict) -> np.ndarray:
+    def _sample(self, i: int, stream: "_Stream") -> np.ndarray:
         if i < len(self.items):
-            return _load_real(self.items[i], self)
+            return _load_real(self.items[i], self, stream)
         j = i - len(self.items)
-        return _augment(self, j, cache)
+        return _augment(self, j, stream)
 
     # ---- content ---------------------------------------------------------------------------------------------
     @cached_property
@@ -687,15 +689,84 @@ def _build(items: list[_Item], inp: InputSpec, nchw: InputSpec, *, size: int, se
 
 # --------------------------------------------------------------------------------------------------------------
 # loading and augmentation
-def _read_tensor(it: _Item) -> np.ndarray:
+class _Stream:
+    """What one pass over a set keeps between samples, bounded: decoded augmentation sources (at most
+    ``_CACHE_BYTES``) and open rows readers of stacked ``.npz`` members (one per member). Closed after the pass."""
+
+    def __init__(self) -> None:
+        self.aug: OrderedDict = OrderedDict()
+        self.members: dict[tuple[str, str], _NpzRows] = {}
+
+    def rows(self, it: _Item) -> "_NpzRows":
+        k = (it.path, it.key)
+        if k not in self.members:
+            self.members[k] = _NpzRows(it.path, it.key)
+        return self.members[k]
+
+    def __enter__(self) -> "_Stream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for r in self.members.values():
+            r.close()
+        self.members.clear()
+        self.aug.clear()
+
+
+class _NpzRows:
+    """Row ``k`` of a stacked ``(N, ...)`` array inside an ``.npz`` without loading the other rows: a memory map
+    of the member when it is stored (``np.savez``), a forward-reading decompressor when it is deflated
+    (``np.savez_compressed``; rows in order cost one pass over the member in all)."""
+
+    def __init__(self, path: str, key: str) -> None:
+        import struct
+
+        self._zf = zipfile.ZipFile(path)
+        info = self._zf.getinfo(key + ".npy")
+        self._fh = self._zf.open(info)
+        fmt = np.lib.format
+        version = fmt.read_magic(self._fh)
+        reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        self.shape, fortran, self.dtype = reader(self._fh)
+        self._start = self._fh.tell()
+        self._row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._mmap = None
+        if fortran:  # rows are not contiguous: read the member once (rare; np.save writes C order)
+            self._mmap = np.load(self._zf.open(info))
+        elif info.compress_type == zipfile.ZIP_STORED:
+            with open(path, "rb") as f:  # the member's data starts after its local header
+                f.seek(info.header_offset)
+                n, m = struct.unpack("<HH", f.read(30)[26:30])
+            self._mmap = np.memmap(path, self.dtype, "r", offset=info.header_offset + 30 + n + m + self._start,
+                                   shape=tuple(self.shape))
+        if self._mmap is not None:
+            self.close(keep_map=True)
+
+    def row(self, k: int) -> np.ndarray:
+        if self._mmap is not None:
+            return np.asarray(self._mmap[k])
+        self._fh.seek(self._start + k * self._row)  # forward: decompressed and skipped, never held
+        return np.frombuffer(self._fh.read(self._row), self.dtype).reshape(self.shape[1:])
+
+    def close(self, keep_map: bool = False) -> None:
+        self._fh.close()
+        self._zf.close()
+        if not keep_map:
+            self._mmap = None
+
+
+def _read_tensor(it: _Item, stream: _Stream | None = None) -> np.ndarray:
     if it.kind == "array":
         a = it.array
     elif it.kind == "npy":
         a = np.load(it.path, mmap_mode="r")
+    elif it.index is not None:  # one row of a stacked member: never the whole member
+        with (_Stream() if stream is None else contextlib.nullcontext(stream)) as st:
+            a = np.array(st.rows(it).row(it.index))
     else:
         with np.load(it.path) as z:
             a = z[it.key]
-    if it.index is not None:
+    if it.index is not None and it.kind != "npz":
         a = a[it.index]
     a = np.asarray(a, dtype=np.float32)
     if a.ndim == 4:
@@ -703,10 +774,10 @@ def _read_tensor(it: _Item) -> np.ndarray:
     return a if it.layout == "CHW" else a.transpose(2, 0, 1)
 
 
-def _load_real(it: _Item, cs: CalibSet) -> np.ndarray:
+def _load_real(it: _Item, cs: CalibSet, stream: _Stream | None = None) -> np.ndarray:
     if it.kind == "image":
         return preprocess_image(read_image_rgb(it.path), cs.input_spec)
-    return np.array(_read_tensor(it)[None], dtype=np.float32, order="C")  # a copy: never a view of a memmap
+    return np.array(_read_tensor(it, stream)[None], dtype=np.float32, order="C")  # a copy: never a view of a memmap
 
 
 def _aug_params(cs: CalibSet, j: int) -> tuple[int, float, float, float, bool, float]:
@@ -726,9 +797,10 @@ def _crop(x: np.ndarray, frac: float, oy: float, ox: float) -> np.ndarray:
     return x[y0:y0 + ch, x0:x0 + cw]
 
 
-def _augment(cs: CalibSet, j: int, cache: OrderedDict) -> np.ndarray:
+def _augment(cs: CalibSet, j: int, stream: _Stream) -> np.ndarray:
     src, frac, oy, ox, flip, bright = _aug_params(cs, j)
     it = cs.items[src]
+    cache = stream.aug
     if src in cache:
         cache.move_to_end(src)
         base = cache[src]
@@ -736,7 +808,7 @@ def _augment(cs: CalibSet, j: int, cache: OrderedDict) -> np.ndarray:
         if it.kind == "image":
             base = read_image_rgb(it.path)
         else:
-            base = np.ascontiguousarray(_read_tensor(it).transpose(1, 2, 0))
+            base = np.ascontiguousarray(_read_tensor(it, stream).transpose(1, 2, 0))
         cache[src] = base
         while len(cache) > 1 and sum(a.nbytes for a in cache.values()) > _CACHE_BYTES:
             cache.popitem(last=False)
@@ -826,32 +898,32 @@ def validate_calib(calib: CalibSet, *, include_augmented: bool = False) -> None:
     n_nonfinite, nonfinite = 0, []  # (label, NaN count, Inf count) of the first 5
     n_bad, bad = 0, []  # labels of the first 3 samples out of the expected range
     dmin, lab_min, dmax, lab_max = np.inf, "", -np.inf, ""
-    cache: OrderedDict = OrderedDict()
-    for i in range(n):
-        x = calib._sample(i, cache)
-        label = calib.items[i].label if i < calib.real else f"augmented[{i - calib.real}]"
-        finite = np.isfinite(x)
-        if not finite.all():
-            n_nonfinite += 1
-            if len(nonfinite) < 5:
-                nan = int(np.isnan(x).sum())
-                nonfinite.append((label, nan, int((~finite).sum()) - nan))
-            continue
-        if pad is not None and i < calib.real and calib.items[i].kind != "image":
-            n_tensor += 1
-            if letterbox_bands(x, pad):
-                n_banded += 1
-                if len(banded) < 3:
-                    banded.append(label)
-        xmin, xmax = float(x.min()), float(x.max())
-        if xmin < dmin:
-            dmin, lab_min = xmin, label
-        if xmax > dmax:
-            dmax, lab_max = xmax, label
-        if xmin < lo - tol or xmax > hi + tol:
-            n_bad += 1
-            if len(bad) < 3:
-                bad.append(label)
+    with _Stream() as stream:
+        for i in range(n):
+            x = calib._sample(i, stream)
+            label = calib.items[i].label if i < calib.real else f"augmented[{i - calib.real}]"
+            finite = np.isfinite(x)
+            if not finite.all():
+                n_nonfinite += 1
+                if len(nonfinite) < 5:
+                    nan = int(np.isnan(x).sum())
+                    nonfinite.append((label, nan, int((~finite).sum()) - nan))
+                continue
+            if pad is not None and i < calib.real and calib.items[i].kind != "image":
+                n_tensor += 1
+                if letterbox_bands(x, pad):
+                    n_banded += 1
+                    if len(banded) < 3:
+                        banded.append(label)
+            xmin, xmax = float(x.min()), float(x.max())
+            if xmin < dmin:
+                dmin, lab_min = xmin, label
+            if xmax > dmax:
+                dmax, lab_max = xmax, label
+            if xmin < lo - tol or xmax > hi + tol:
+                n_bad += 1
+                if len(bad) < 3:
+                    bad.append(label)
     if n_nonfinite:
         listing = ", ".join(f"{lbl} ({nn} NaN, {ni} Inf)" for lbl, nn, ni in nonfinite) + (
             f" (+{n_nonfinite - 5} more)" if n_nonfinite > 5 else "")
