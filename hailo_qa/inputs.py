@@ -106,15 +106,16 @@ def host_feeds(model: ModelSpec) -> dict[str, np.ndarray]:
     return {i.name: i.constant() for i in model.host_inputs}
 
 
-def sample_feeds(model: ModelSpec) -> list[tuple[str, dict[str, np.ndarray]]]:
+def sample_feeds(model: ModelSpec, *, npz_rows: int = NPZ_SAMPLES) -> list[tuple[str, dict[str, np.ndarray]]]:
     """Real inputs: one (sample-name, feeds) per registered sample. Image samples go through preprocessing;
-    ``.npy`` samples are used as they are (after a shape check)."""
+    ``.npy`` samples are used as they are (after a shape check); an ``.npz`` sample gives its first ``npz_rows``
+    rows (default :data:`NPZ_SAMPLES`)."""
     out = []
     dev = model.device_inputs
     for path in model.samples:
         feeds = host_feeds(model)
         if path.suffix.lower() == ".npz":  # a labelled set: the first rows of its "x" array
-            xs = _load_array(path, model.name, key="x")[:NPZ_SAMPLES]
+            xs = _load_array(path, model.name, key="x")[:npz_rows]
             spec = dev[0]
             for k, x in enumerate(xs):
                 out.append((f"{path.stem}[{k}]", {**feeds, spec.name: _fit(np.asarray(x), spec, path)}))

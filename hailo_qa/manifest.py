@@ -143,6 +143,10 @@ class CalibrationSpec:
     augment: bool = False
 
 
+INT16_TARGETS = ("snr_db", "cosine", "cosine_mean", "top1", "detection_agreement")
+"""Metrics ``quantization.int16_target`` may name (higher is better): what ``int16_selective`` must raise over int8."""
+
+
 @dataclass(frozen=True)
 class QuantizationSpec:
     """Precision configs to test and the model-script knobs behind them."""
@@ -157,6 +161,9 @@ class QuantizationSpec:
     min_optimization_level: int = 0
     on_lower_level: str = "warn"
     normalization: str = "host"  # "host" (data arrives normalized) or "on_chip" (.alls normalization layer)
+    int16_target: str = "snr_db"  # the metric int16_selective must raise over int8 at the same calibration size
+    int16_no_gain: str = ""  # a written, measured record that int16_selective does not beat int8 (then reported)
+    agreement_inputs: int = 0  # held-out inputs for the agreement metric (0: the task's default, AGREEMENT_N)
 
 
 @dataclass(frozen=True)
@@ -736,7 +743,12 @@ def _model(name: str, raw, path: Path, base: Path, family: tuple[str, str] = (""
         compression_level=qr.get("compression_level", int, 0, choices=(0, 1, 2, 3, 4, 5)),
         min_optimization_level=qr.get("min_optimization_level", int, 0, choices=(0, 1, 2, 3, 4)),
         on_lower_level=qr.get("on_lower_level", str, "warn", choices=("warn", "fail")),
-        normalization=qr.get("normalization", str, "host", choices=("host", "on_chip")))
+        normalization=qr.get("normalization", str, "host", choices=("host", "on_chip")),
+        int16_target=qr.get("int16_target", str, "snr_db", choices=INT16_TARGETS),
+        int16_no_gain=qr.get("int16_no_gain", str, ""), agreement_inputs=qr.get("agreement_inputs", int, 0))
+    if not 0 <= quant.agreement_inputs <= 65536:
+        raise qr._err("agreement_inputs", f"is {quant.agreement_inputs}",
+                      note="expected a count of held-out inputs from 1 to 65536 (or 0 / no key: the task's default)")
     qr.done()
 
     thresholds = _thresholds(r.get("thresholds", dict, {}), f"{where}.thresholds", path)

@@ -115,7 +115,8 @@ def test_deploy_gate(hqa_model, target, metric, reports, hqa_history):
 @pytest.mark.parametrize("target", [pytest.param("emulator", marks=pytest.mark.emulator),
                                     pytest.param("hailo8", marks=pytest.mark.hailo8)])
 def test_top1_agreement_with_float(hqa_model, target, logits, hqa_history):
-    """Quantized predictions agree with the float model's on every labelled input (count and 95 % CI stated)."""
+    """Quantized predictions agree with the float model's on every labelled input (count and 95 % CI stated; the gate
+    is on the interval's lower bound)."""
     from hailo_qa.jobs.checklist import agreement_item
 
     if hqa_model.threshold(deploy_section(target), "min_top1_agreement") is None:
@@ -125,6 +126,8 @@ def test_top1_agreement_with_float(hqa_model, target, logits, hqa_history):
     hqa_history.record(model=hqa_model.name, metric="deploy.top1_agreement", value=item.number, target=target,
                        extra={"backend": backend, "n": int(z.shape[0]), "value": item.value})
     _assert_items([item])
+    if item.status == "skip":  # too few labelled inputs to show the gate: said, never passed
+        pytest.skip(f"{hqa_model.name}: {item.value}")
 
 
 @pytest.mark.hailo8

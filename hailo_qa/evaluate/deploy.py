@@ -68,6 +68,76 @@ def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tupl
     return float(ci.low), float(ci.high)
 
 
+def min_trials_for(gate: float, *, confidence: float = 0.95) -> int | None:
+    """The fewest trials whose *perfect* result (n of n) has a Wilson lower bound ≥ ``gate``: fewer cannot show the
+    gate at ``confidence`` whatever they measure (n/(n + z²) ≥ gate, e.g. 12 for 0.75, 35 for 0.9, 73 for 0.95).
+    ``None`` for a gate ≥ 1, which no finite count can show."""
+    if gate <= 0.0:
+        return 1
+    if gate >= 1.0:
+        return None
+    from scipy.stats import norm
+
+    z2 = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0)) ** 2
+    n = max(1, math.floor(z2 * gate / (1.0 - gate)))
+    while wilson_interval(n, n, confidence=confidence)[0] < gate:
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class AgreementGate:
+    """A proportion (``successes`` of ``trials``) judged against a gate on its 95 % Wilson lower bound.
+
+    ``status``: ``pass`` / ``fail`` (the lower bound against the gate), ``refused`` (too few trials: even a perfect
+    result could not show the gate; the text says how many are needed) or ``ungated`` (no gate)."""
+
+    successes: int
+    trials: int
+    gate: float | None
+    unit: str = "inputs"
+
+    @property
+    def value(self) -> float:
+        return self.successes / self.trials if self.trials else math.nan
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.trials)
+
+    @property
+    def needed(self) -> int | None:
+        return None if self.gate is None else min_trials_for(self.gate)
+
+    @property
+    def status(self) -> str:
+        if self.gate is None:
+            return "ungated"
+        need = self.needed
+        if need is None or self.trials < need:
+            return "refused"
+        return "pass" if self.ci[0] >= self.gate else "fail"
+
+    def describe(self) -> str:
+        lo, hi = self.ci
+        text = (f"{self.value:.4f} [95 % CI {lo:.3f}–{hi:.3f}], {self.successes} of {self.trials} {self.unit}"
+                if self.trials else f"no {self.unit} to compare")
+        if self.status == "refused":
+            need = self.needed
+            text += (f"; not gated: {self.trials} {self.unit} cannot show ≥ {self.gate:g} at 95 % even with no "
+                     + ("disagreement (a gate of 1 needs an infinite count: set it below 1)" if need is None else
+                        f"disagreement (a perfect {self.trials}/{self.trials} has a lower bound of "
+                        f"{wilson_interval(self.trials, self.trials)[0]:.3f}; it needs ≥ {need})"))
+        elif self.status in ("pass", "fail"):
+            text += f"; gated on the lower bound {lo:.3f}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, hi = self.ci
+        return {"successes": self.successes, "trials": self.trials, "unit": self.unit, "value": self.value,
+                "ci_low": lo, "ci_high": hi, "gate": self.gate, "needed": self.needed, "status": self.status}
+
+
 def calibration_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded disjoint (calibration, evaluation) index arrays over ``n`` samples."""
     if not 0.0 < fraction < 1.0:

@@ -345,21 +345,21 @@ def target_report(spec: ModelSpec, target: str, x: np.ndarray, y: np.ndarray, **
 def agreement_item(spec: ModelSpec, target: str, ref: np.ndarray, test: np.ndarray, backend: str,
                    config: str = "int8") -> Item:
     """Top-1 agreement of ``target`` with the float model on every labelled input (count and 95 % Wilson CI),
-    gated by ``min_top1_agreement`` in :func:`deploy_section` (or plain ``deploy``)."""
-    from hailo_qa.evaluate.deploy import wilson_interval
-    from hailo_qa.evaluate.metrics import top1_agreement
+    gated on the interval's lower bound by ``min_top1_agreement`` in :func:`deploy_section` (or plain ``deploy``);
+    a count too small to show the gate even with no flips is not gated (a skip saying how many it needs)."""
+    from hailo_qa.evaluate.deploy import AgreementGate
 
-    a = top1_agreement(ref, test)
-    n = ref.shape[0]
-    lo, hi = wilson_interval(round(a * n), n)
-    text = f"{a:.4f} [95 % CI {lo:.3f}–{hi:.3f}] on {n} inputs ({n - round(a * n)} flips)"
+    same = int(np.sum(np.argmax(ref, axis=1) == np.argmax(test, axis=1)))
+    n = int(ref.shape[0])
     limit = spec.threshold(deploy_section(target, config), "min_top1_agreement")
-    if limit is None:
+    g = AgreementGate(same, n, limit, "inputs")
+    text = f"{g.describe()} ({n - same} flips)"
+    if g.status == "ungated":
         return Item("deployment", "top-1 agreement with float", "skip",
                     f"{text}; no gate for deploy.min_top1_agreement in the manifest", target=f"{target} ({backend})",
-                    number=a, key="top1_agreement")
-    return Item("deployment", "top-1 agreement with float", "pass" if a >= limit else "fail", text,
-                f"≥ {limit:g}", f"{target} ({backend})", a, "top1_agreement")
+                    number=g.value, key="top1_agreement")
+    return Item("deployment", "top-1 agreement with float", {"refused": "skip"}.get(g.status, g.status), text,
+                f"≥ {limit:g} (95 % lower bound)", f"{target} ({backend})", g.value, "top1_agreement")
 
 
 def deploy_items(spec: ModelSpec, target: str, rep: DeployReport, config: str = "int8") -> list[Item]:

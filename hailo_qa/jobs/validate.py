@@ -144,9 +144,12 @@ def _validate(spec: ModelSpec, *, work_dir: Path, config: str, calib_size: int |
             notes.append(f"calibration: {q.calib_requested} requested, {q.calib_real} real found, augmentation off "
                          f"(opt in with [calibration] augment = true)")
         notes.extend(q.notes)
+        notes.extend(f"not gated: {n}" for n in q.not_gated)
+        if q.vs_int8:
+            notes.append(q.int16_verdict())
         if q.failed:
             return ModelValidation(spec.name, "fail", figures, tuple(notes), "emulate",
-                                   f"below the manifest gate: {', '.join(q.failed)}\n{q.table()}",
+                                   f"failed the manifest gate: {', '.join(q.failed)}\n{q.table()}",
                                    backend_label, time.perf_counter() - t0)
         return ModelValidation(spec.name, "pass", figures, tuple(notes), backend=backend_label,
                                seconds=time.perf_counter() - t0)

@@ -23,8 +23,19 @@ Metrics (all over the Stage-1 outputs, i.e. what runs on the Hailo):
 - ``top1`` (``task = "classification"``): top-1 agreement of the final logits, float pipeline vs quantized
   pipeline (Stage 1 then the host Stage 2: a classifier's Stage 1 may end before its head, e.g. FSQ);
 - ``detection_agreement`` (``task = "detection"`` with a Stage 2): float pipeline vs quantized pipeline
-  (:func:`hailo_qa.graph.verify.pipeline_for`), same label and IoU ≥ 0.5, averaged over the evaluation inputs
-  and the registered photos themselves (end to end on DEIMv2's sample photo, as a user checks it).
+  (:func:`hailo_qa.graph.verify.pipeline_for`): the share of the float pipeline's detections (score ≥ 0.5) the
+  quantized one finds with the same label at IoU ≥ 0.5, pooled over the agreement inputs and the registered
+  photos themselves (end to end on DEIMv2's sample photo, as a user checks it).
+
+Agreement metrics are judged on their own, larger held-out set (:func:`agreement_feeds`, :data:`AGREEMENT_N`
+inputs: four inputs say nothing about a 0.9 agreement) and gated on the 95 % Wilson lower bound
+(:class:`hailo_qa.evaluate.deploy.AgreementGate`); a count too small to show the gate even with no disagreement is
+refused with the count it needs, never passed.
+
+``int16_selective`` is measured against int8 at the same calibration size on the same inputs
+(:attr:`QuantEval.vs_int8`): when it does not raise ``quantization.int16_target`` (default ``snr_db``) the result
+says "int16_selective did not help" with both values and fails, unless the manifest records that outcome
+(``quantization.int16_no_gain = "measured …"``), in which case it is reported.
 
 Every :class:`QuantEval` names the backend that produced it; ``ort-emulator`` numbers are hailo-qa's approximation
 of Hailo numerics, never Hailo's.
@@ -53,6 +64,16 @@ GATES = {"snr_db": "min_snr_db", "cosine": "min_cosine", "top1": "min_top1",
 
 METRIC_LABELS = {"snr_db": "SNR dB", "cosine": "cosine min", "cosine_mean": "cosine mean",
                  "max_abs_err": "max abs err", "top1": "top-1 agreement", "detection_agreement": "detection agree"}
+
+AGREEMENT_N = {"classification": 256, "detection": 16, "face_detection": 4}
+"""Held-out inputs the agreement metrics are judged on, per task (``face_detection`` heads decoded at a Model Zoo
+cut count as ``detection``). Classification: 256 inputs, a perfect result's 95 % lower bound is 0.985 (one flip:
+0.978) and a small classifier runs them in about a second. Detection: 16 images — each costs ~0.5 s of float plus
+quantized DEIMv2 on the shared 2-core CI box (measured), and on DEIMv2 (2 reference detections an image) they hold
+32 detections, whose perfect lower bound is 0.89: enough to show gates up to 0.89 (a gate asking more is refused
+with the count it needs). Face detection (YuNet's outputs decoded on the host): the 4 SNR inputs, reported with
+their interval — no registered face detector gates agreement, and a gate would be refused below 12 faces for 0.75.
+``quantization.agreement_inputs`` in the manifest sets another count for a model."""
 
 ORT_NOTE = "hailo-qa's ONNX Runtime approximation of Hailo numerics, not Hailo's"
 DFC_NOTE = "Hailo Dataflow Compiler emulator (Hailo's numerics)"
@@ -144,11 +165,32 @@ def gate_ok(value: float, limit: float | None) -> bool:
     return limit is None or (not math.isnan(value) and value >= limit)
 
 
-def gate_rows(values: Mapping[str, float], gates: Mapping[str, float]) -> tuple[list[str], list[str]]:
-    """Table rows ``metric  value  gate  ok/FAIL`` and the names of the metrics below their gate."""
+def agreement_gates(agreement: Mapping[str, Mapping[str, Any]], gates: Mapping[str, float]) -> dict:
+    """``{metric: AgreementGate}`` for the counted agreement metrics, each with its manifest gate (or none)."""
+    from hailo_qa.evaluate.deploy import AgreementGate
+
+    return {m: AgreementGate(int(a["successes"]), int(a["trials"]), gates.get(m), str(a.get("unit", "inputs")))
+            for m, a in agreement.items()}
+
+
+def gate_rows(values: Mapping[str, float], gates: Mapping[str, float],
+              agreement: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[list[str], list[str]]:
+    """Table rows ``metric  value  gate  ok/FAIL`` and the names of the metrics below their gate.
+
+    A counted agreement metric (``agreement``: successes and trials) is judged on its 95 % Wilson lower bound, and
+    ``NOT GATED`` (never failed, never passed) when its count cannot show the gate."""
     rows, failed = [], []
+    judged = agreement_gates(agreement or {}, gates)
     for metric, value in values.items():
         limit = gates.get(metric)
+        if metric in judged:
+            g = judged[metric]
+            verdict = {"pass": "ok", "fail": "FAIL", "refused": "NOT GATED", "ungated": "ok"}[g.status]
+            gate = "≥ " + format(limit, ".4g") + " (low)" if limit is not None else "(no gate)"
+            rows.append(f"  {metric:<22} {value:>10.4f}   {gate:<12} {verdict}: {g.describe()}")
+            if g.status == "fail":
+                failed.append(metric)
+            continue
         ok = gate_ok(value, limit)
         gate = "≥ " + format(limit, ".4g") if limit is not None else "(no gate)"
         rows.append(f"  {metric:<22} {value:>10.4f}   {gate:<12} {'ok' if ok else 'FAIL'}")
@@ -188,6 +230,11 @@ class QuantEval:
         calib_real / calib_augmented / calib_requested: the calibration set's real and augmented samples and the
             size asked for (fewer real samples than requested, augmentation off: ``calib_size < calib_requested``).
         notes: what could not be measured and why (e.g. a raw-head detector without a decoder).
+        counts: per agreement metric, its ``successes`` and ``trials`` (and their ``unit``) on the held-out
+            agreement set: the Wilson interval and the gate on its lower bound come from them.
+        vs_int8: for ``int16_selective``, int8 at the same calibration set on the same inputs: ``metric``
+            (``quantization.int16_target``), ``int8``, ``int16_selective``, ``helped``, ``expected`` (the
+            manifest's ``int16_no_gain`` record, or "").
     """
 
     model: str
@@ -205,6 +252,8 @@ class QuantEval:
     calib_augmented: int = 0
     calib_requested: int = 0
     notes: tuple[str, ...] = ()
+    counts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    vs_int8: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def backend_name(self) -> str:
@@ -240,8 +289,33 @@ class QuantEval:
 
     @property
     def failed(self) -> list[str]:
-        """Metrics below their manifest gate."""
-        return gate_rows(self.metrics, self.gates)[1]
+        """Metrics below their manifest gate (agreement: its 95 % lower bound), and ``int16_selective_vs_int8``
+        when int16_selective did not help and the manifest does not record that as the measured outcome."""
+        out = gate_rows(self.metrics, self.gates, self.counts)[1]
+        if self.vs_int8 and not self.vs_int8["helped"] and not self.vs_int8["expected"]:
+            out.append("int16_selective_vs_int8")
+        return out
+
+    @property
+    def not_gated(self) -> list[str]:
+        """Why a gated agreement metric was not judged (too few held-out inputs to show its gate)."""
+        return [f"{m}: {g.describe()} (quantization.agreement_inputs sets the count)"
+                for m, g in agreement_gates(self.counts, self.gates).items() if g.status == "refused"]
+
+    def int16_verdict(self) -> str:
+        """One line: did int16_selective beat int8 on its target metric (empty for other configs)."""
+        v = self.vs_int8
+        if not v:
+            return ""
+        both = (f"{v['metric']} {v['int16_selective']:.4f} (int16_selective) vs {v['int8']:.4f} (int8) at calib "
+                f"{self.calib_size}, on the same inputs")
+        if v["helped"]:
+            return f"int16_selective helped: {both}"
+        if v["expected"]:
+            return f"int16_selective did not help: {both} — the manifest records this as the measured outcome " \
+                   f"(quantization.int16_no_gain: {v['expected']})"
+        return (f"int16_selective did not help: {both} — FAIL (drop it, choose other int16_layers, or record the "
+                f"measured outcome in quantization.int16_no_gain)")
 
     def backend_label(self) -> str:
         cfg = f"[{self.backend.get('config')}]" if self.backend.get("config") else ""
@@ -249,7 +323,7 @@ class QuantEval:
 
     def table(self) -> str:
         """A human-readable table: header (model, config, calibration, backend and what it is), metric rows."""
-        rows, _ = gate_rows(self.metrics, self.gates)
+        rows, _ = gate_rows(self.metrics, self.gates, self.counts)
         random_n = sum(1 for n in self.eval_inputs if n.startswith("random["))
         return "\n".join([
             f"{self.model} [{self.config}, calib {self.calib_size}] on {self.backend_label()} "
@@ -263,6 +337,7 @@ class QuantEval:
             f"{random_n} random in-range feeds): {', '.join(self.eval_inputs)}",
             f"  {'metric':<22} {'value':>10}   {'gate':<12} verdict",
             *rows,
+            *([f"  {self.int16_verdict()}"] if self.vs_int8 else []),
         ])
 
     def to_dict(self) -> dict[str, Any]:
@@ -278,7 +353,10 @@ class QuantEval:
                 "gates": dict(self.gates), "failed": self.failed, "int16_layers": list(self.int16_layers),
                 "quantize_s": num(self.quantize_s), "eval_s": num(self.eval_s),
                 "calib_real": self.calib_real, "calib_augmented": self.calib_augmented,
-                "calib_requested": self.calib_requested, "notes": list(self.notes)}
+                "calib_requested": self.calib_requested, "notes": list(self.notes),
+                "agreement": {m: {k: num(v) if isinstance(v, float) else v for k, v in g.to_dict().items()}
+                              for m, g in agreement_gates(self.counts, self.gates).items()},
+                "not_gated": self.not_gated, "vs_int8": dict(self.vs_int8), "int16_verdict": self.int16_verdict()}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -293,8 +371,8 @@ EVAL_SEED_OFFSET = 1000
 """Held-out augmentations use ``calibration.seed + EVAL_SEED_OFFSET``."""
 
 
-def eval_feeds(spec, *, n_eval: int = 4, seed: int = 0, exclude: set[Path] | frozenset[Path] = frozenset()
-               ) -> list[tuple[str, dict[str, np.ndarray]]]:
+def eval_feeds(spec, *, n_eval: int = 4, seed: int = 0, exclude: set[Path] | frozenset[Path] = frozenset(),
+               npz_rows: int | None = None) -> list[tuple[str, dict[str, np.ndarray]]]:
     """Held-out evaluation inputs of ``spec`` as full-model feeds (see the module docstring for the order).
 
     Args:
@@ -302,6 +380,7 @@ def eval_feeds(spec, *, n_eval: int = 4, seed: int = 0, exclude: set[Path] | fro
         n_eval: how many inputs (all held-out samples are used when there are more). Must be >= 1.
         seed: seed of the random feeds, used only for a model without samples. Defaults to 0.
         exclude: sample files never to evaluate on (the calibration set's real items).
+        npz_rows: rows taken from each ``.npz`` sample (default :data:`hailo_qa.inputs.NPZ_SAMPLES`).
 
     Returns:
         ``[(name, full-model feeds)]``.
@@ -314,7 +393,8 @@ def eval_feeds(spec, *, n_eval: int = 4, seed: int = 0, exclude: set[Path] | fro
         raise InputDataError(f"n_eval {n_eval} is not positive", note="expected at least one evaluation input",
                              context=spec.name)
     keep = [p for p in spec.samples if Path(p).resolve() not in exclude]
-    out = sample_feeds(dataclasses.replace(spec, samples=tuple(keep)))
+    kept = dataclasses.replace(spec, samples=tuple(keep))
+    out = sample_feeds(kept) if npz_rows is None else sample_feeds(kept, npz_rows=npz_rows)
     missing = n_eval - len(out)
     if missing > 0 and spec.samples:
         inp = spec.device_inputs[0].name
@@ -329,13 +409,166 @@ def eval_feeds(spec, *, n_eval: int = 4, seed: int = 0, exclude: set[Path] | fro
     return out
 
 
+def agreement_task(spec, split) -> str | None:
+    """``classification`` / ``detection`` / ``face_detection`` (YuNet's raw outputs, decoded on the host) when
+    ``spec`` gets an agreement metric, else None."""
+    zoo = (split.report or {}).get("zoo") or {}
+    if spec.task in ("detection", "face_detection") and zoo.get("offered") and zoo.get("decode"):
+        return "detection"
+    if spec.task in ("detection", "classification", "face_detection") and split.stage2_path is not None:
+        return spec.task
+    return None
+
+
+def agreement_feeds(spec, split, *, n: int | None = None, seed: int = 0,
+                    exclude: set[Path] | frozenset[Path] = frozenset()) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The held-out inputs the agreement metrics are judged on: ``n`` (default :data:`AGREEMENT_N` of the task) of
+    :func:`eval_feeds` (``.npz`` samples give that many rows), plus, for an end-to-end detector, the registered photos
+    themselves. Empty for a model without an agreement metric."""
+    task = agreement_task(spec, split)
+    if task is None:
+        return []
+    n = n or spec.quantization.agreement_inputs or AGREEMENT_N[task]
+    out = eval_feeds(spec, n_eval=n, seed=seed, exclude=exclude, npz_rows=n)
+    if task == "detection" and spec.task == "detection" and split.stage2_path is not None:
+        from hailo_qa.inputs import sample_feeds
+
+        seen = {name for name, _ in out}
+        out += [(name, f) for name, f in sample_feeds(spec) if name not in seen]
+    return out
+
+
+_FLOAT_REFS: dict[tuple, list] = {}
+"""Float reference outputs of agreement sets, by model, split and feed content: every config and calibration size of
+a session compares with the same float pipeline, so it runs once per process."""
+
+
+def _feeds_key(feeds) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, f in feeds:
+        h.update(name.encode())
+        for k in sorted(f):
+            a = np.ascontiguousarray(f[k])
+            h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def _float_reference(kind: str, spec, split, feeds, compute) -> list:
+    key = (kind, spec.digest(), str(split.stage1_path), str(split.stage2_path), _feeds_key(feeds))
+    if key not in _FLOAT_REFS:
+        if len(_FLOAT_REFS) >= 8:
+            _FLOAT_REFS.pop(next(iter(_FLOAT_REFS)))
+        _FLOAT_REFS[key] = compute()
+    return _FLOAT_REFS[key]
+
+
+def _detection_counts(results, *, symmetric: bool = False) -> dict[str, Any]:
+    """Pooled detection agreement: detections matched (successes) of the float pipeline's detections (trials; an
+    input with none but some under test counts those as missed). ``symmetric``: of max(float, quantized) detections
+    per input, so a corrupted head that floods boxes cannot score as found."""
+    succ = sum(r.matched for r in results)
+    trials = sum(max(r.n_ref, r.n_test) if symmetric else (r.n_ref if r.n_ref else r.n_test) for r in results)
+    unit = "max(float, quantized) detections" if symmetric else "reference detections"
+    return {"successes": int(succ), "trials": int(trials), "unit": f"{unit} in {len(results)} inputs"}
+
+
+def task_metrics(spec, split, runner, agree_feeds) -> tuple[dict[str, float], dict[str, dict], list[str]]:
+    """The agreement metric of ``spec``'s task, float vs ``runner`` as Stage 1, on ``agree_feeds``.
+
+    Returns:
+        ``(values, agreement counts, notes)``: ``values`` holds ``top1`` or ``detection_agreement`` (the
+        proportion), ``agreement`` its successes and trials (for the Wilson interval and the gate).
+    """
+    from hailo_qa.graph.verify import pipeline_for
+    from hailo_qa.inputs import host_feeds
+    from hailo_qa.runners.onnxrt import OnnxrtRunner
+
+    values: dict[str, float] = {}
+    agreement: dict[str, dict] = {}
+    notes: list[str] = []
+    task = agreement_task(spec, split)
+    if task is None or not agree_feeds:
+        return values, agreement, notes
+    zoo = (split.report or {}).get("zoo") or {}
+    if task == "detection" and zoo.get("offered") and zoo.get("decode"):
+        # raw heads at the Model Zoo cut: decode them to boxes, float vs quantized, end to end
+        from hailo_qa.evaluate.heads import decode_heads
+
+        s1 = [{k: f[k] for k in split.stage1_inputs} for _, f in agree_feeds]
+
+        def stage1_float():
+            with OnnxrtRunner(split.stage1_path, name="stage1-float") as r:
+                return [r.infer(f) for f in s1]
+
+        ref = _float_reference("stage1", spec, split, agree_feeds, stage1_float)
+        with runner:
+            test = [runner.infer(f) for f in s1]
+        hw = spec.device_inputs[0].hw
+        try:
+            res = [metrics.detection_agreement(decode_heads(zoo["decode"], r, hw), decode_heads(zoo["decode"], t, hw),
+                                               min_score=0.25) for r, t in zip(ref, test)]
+        except InputDataError as err:  # per-output SNR/cosine are kept whatever happens here
+            notes.append(f"heads not decoded ({err.what}); per-output SNR and cosine only")
+            return values, agreement, notes
+        agreement["detection_agreement"] = _detection_counts(res, symmetric=True)
+        notes.append(f"detection agreement from the {zoo['family']} heads decoded to boxes (score ≥ 0.25, NMS; "
+                     f"matched / max(float, quantized) detections)")
+    else:
+        consts = host_feeds(spec)
+
+        def e2e_float():
+            with pipeline_for(split, host_feeds=consts, name="float") as fp:
+                return [fp.infer(dict(f)) for _, f in agree_feeds]
+
+        ref_e2e = _float_reference("e2e", spec, split, agree_feeds, e2e_float)
+        with pipeline_for(split, stage1=runner, host_feeds=consts, name="quantized") as qp:
+            test_e2e = [qp.infer(dict(f)) for _, f in agree_feeds]
+        if task == "face_detection":
+            # YuNet's raw outputs: decoded as OpenCV's FaceDetectorYN does, float vs quantized
+            from hailo_qa.evaluate.faces import decode_yunet, nms
+
+            hw = spec.device_inputs[0].hw
+
+            def faces(outs: Outputs) -> dict[str, np.ndarray]:
+                boxes, scores, _ = decode_yunet(outs, input_size=hw)
+                keep = nms(boxes, scores)
+                return {"boxes": boxes[keep], "labels": np.zeros(len(keep), np.int64), "scores": scores[keep]}
+
+            try:
+                agreement["detection_agreement"] = _detection_counts(
+                    [metrics.detection_agreement(faces(r), faces(t), min_score=0.6) for r, t in zip(ref_e2e, test_e2e)])
+                agreement["detection_agreement"]["unit"] = agreement["detection_agreement"]["unit"].replace(
+                    "reference detections", "float faces")
+                notes.append("detection agreement from YuNet's outputs decoded to faces (score ≥ 0.6, NMS 0.3)")
+            except InputDataError as err:  # not YuNet's outputs: per-output SNR/cosine are its metrics
+                notes.append(f"face detector outputs not decoded ({err.what}); per-output SNR and cosine only")
+        elif task == "detection":
+            if all({"boxes", "labels", "scores"} <= set(o) for o in ref_e2e):
+                agreement["detection_agreement"] = _detection_counts(
+                    [metrics.detection_agreement(r, t) for r, t in zip(ref_e2e, test_e2e)])
+            else:
+                notes.append(f"raw-head detector (outputs {sorted(ref_e2e[0])}, no boxes/labels/scores) of no "
+                             f"known family: per-output SNR and cosine are its task metrics")
+        else:
+            last = list(ref_e2e[0])[-1]
+            same = [int(np.argmax(np.asarray(r[last]).reshape(-1)) == np.argmax(np.asarray(t[last]).reshape(-1)))
+                    for r, t in zip(ref_e2e, test_e2e)]
+            agreement["top1"] = {"successes": sum(same), "trials": len(same), "unit": "inputs"}
+    for m, a in agreement.items():
+        values[m] = a["successes"] / a["trials"] if a["trials"] else 1.0
+    return values, agreement, notes
+
+
 # --------------------------------------------------------------------------------------------------------------
 # the evaluation
 # --------------------------------------------------------------------------------------------------------------
 def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = "auto", work_dir: str | Path,
                           n_eval: int = 4, seed: int = 0, int16_layers: Sequence[str] = (),
                           feeds: Sequence[tuple[str, Mapping[str, np.ndarray]]] | None = None,
-                          split=None, calib=None) -> QuantEval:
+                          split=None, calib=None, n_agree: int | None = None,
+                          agree_feeds: Sequence[tuple[str, Mapping[str, np.ndarray]]] | None = None) -> QuantEval:
     """Quantize ``spec``'s Stage 1 with ``calib_size`` calibration samples and compare it with the float Stage 1.
 
     Args:
@@ -355,6 +588,8 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         calib: the calibration set to quantize with (e.g. one built with another resize mode,
             :mod:`hailo_qa.quant.resize`). Defaults to the manifest's, of ``calib_size`` samples. A set whose image
             files were resized differently from ``spec``'s input is a preprocessing mismatch: the result says so.
+        n_agree: held-out inputs for the agreement metric. Defaults to :data:`AGREEMENT_N` of the task.
+        agree_feeds: the agreement inputs themselves (a sweep fixes them across sizes; never calibration data).
 
     Returns:
         A :class:`QuantEval`.
@@ -364,8 +599,6 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         ManifestError, GraphError, ToolchainError: from the manifest, split and emulator steps.
     """
     from hailo_qa.graph.split import split_for_model
-    from hailo_qa.graph.verify import pipeline_for
-    from hailo_qa.inputs import host_feeds
     from hailo_qa.quant.calib import calib_set_for_model, resize_mismatch
     from hailo_qa.quant.emulator import make_emulator, resolve_backend
     from hailo_qa.runners.onnxrt import OnnxrtRunner
@@ -388,6 +621,8 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         layers, _ = suggest_for_model(spec, split, calib, work)
     if feeds is None:
         feeds = eval_feeds(spec, n_eval=n_eval, seed=seed, exclude=calib_paths(calib))
+    if agree_feeds is None:
+        agree_feeds = agreement_feeds(spec, split, n=n_agree, seed=seed, exclude=calib_paths(calib))
     s1_names = tuple(split.stage1_inputs)
     s1_feeds = [{n: f[n] for n in s1_names} for _, f in feeds]
     with OnnxrtRunner(split.stage1_path, name="stage1-float") as ref_r:
@@ -400,68 +635,40 @@ def evaluate_quantization(spec, *, config: str, calib_size: int, backend: str = 
         t1 = time.perf_counter()
         test = [runner.infer(f) for f in s1_feeds]
     values = stage1_metrics(ref, test)
-    zoo = (split.report or {}).get("zoo") or {}
-    if spec.task in ("detection", "face_detection") and zoo.get("offered") and zoo.get("decode"):
-        # raw heads at the Model Zoo cut: decode them to boxes, float vs quantized, end to end
-        from hailo_qa.evaluate.heads import decode_heads
-
-        hw = spec.device_inputs[0].hw
-        try:
-            agr = [metrics.detection_agreement(decode_heads(zoo["decode"], r, hw), decode_heads(zoo["decode"], t, hw),
-                                               min_score=0.25) for r, t in zip(ref, test)]
-            # symmetric (matched / max(n_ref, n_test)): a corrupted head that floods boxes must not score as found
-            values["detection_agreement"] = float(np.mean([min(a.agreement, a.precision) for a in agr]))
-            notes.append(f"detection agreement from the {zoo['family']} heads decoded to boxes (score ≥ 0.25, NMS; "
-                         f"matched / max(float, quantized) detections)")
-        except InputDataError as err:  # per-output SNR/cosine are kept whatever happens here
-            notes.append(f"heads not decoded ({err.what}); per-output SNR and cosine only")
-    elif spec.task == "face_detection" and split.stage2_path is not None:
-        # a face detector with YuNet's raw outputs: decoded as OpenCV's FaceDetectorYN does, float vs quantized
-        from hailo_qa.evaluate.faces import decode_yunet, nms
-
-        consts = host_feeds(spec)
-        hw = spec.device_inputs[0].hw
-
-        def faces(outs: Outputs) -> dict[str, np.ndarray]:
-            boxes, scores, _ = decode_yunet(outs, input_size=hw)
-            keep = nms(boxes, scores)
-            return {"boxes": boxes[keep], "labels": np.zeros(len(keep), np.int64), "scores": scores[keep]}
-
-        with pipeline_for(split, host_feeds=consts, name="float") as fp, \
-                pipeline_for(split, stage1=runner, host_feeds=consts, name="quantized") as qp:
-            pairs = [(fp.infer(dict(f)), qp.infer(dict(f))) for _, f in feeds]
-        try:
-            values["detection_agreement"] = float(np.mean([metrics.detection_agreement(
-                faces(r), faces(t), min_score=0.6).agreement for r, t in pairs]))
-            notes.append("detection agreement from YuNet's outputs decoded to faces (score ≥ 0.6, NMS 0.3)")
-        except InputDataError as err:  # not YuNet's outputs: per-output SNR/cosine are its metrics
-            notes.append(f"face detector outputs not decoded ({err.what}); per-output SNR and cosine only")
-    elif spec.task in ("detection", "classification") and split.stage2_path is not None:
-        consts = host_feeds(spec)
-        e2e = list(feeds)
-        if spec.task == "detection":  # also the registered photos themselves (DEIMv2's sample photo)
-            from hailo_qa.inputs import sample_feeds
-
-            seen = {n for n, _ in e2e}
-            e2e += [(n, f) for n, f in sample_feeds(spec) if n not in seen]
-        with pipeline_for(split, host_feeds=consts, name="float") as fp, \
-                pipeline_for(split, stage1=runner, host_feeds=consts, name="quantized") as qp:
-            ref_e2e = [fp.infer(dict(f)) for _, f in e2e]
-            test_e2e = [qp.infer(dict(f)) for _, f in e2e]
-        if spec.task == "detection":
-            if all({"boxes", "labels", "scores"} <= set(o) for o in ref_e2e):
-                values.update(detection_metrics(ref_e2e, test_e2e))
-            else:
-                notes.append(f"raw-head detector (outputs {sorted(ref_e2e[0])}, no boxes/labels/scores) of no "
-                             f"known family: per-output SNR and cosine are its task metrics")
-        else:
-            values["top1"] = end_to_end_top1(ref_e2e, test_e2e)
+    task_values, agreement, task_notes = task_metrics(spec, split, runner, agree_feeds)
+    values.update(task_values)
+    notes.extend(task_notes)
+    vs_int8: dict[str, Any] = {}
+    if config == "int16_selective":
+        vs_int8 = _versus_int8(spec, split, calib, backend, work, s1_feeds, ref, agree_feeds, values)
     eval_s = time.perf_counter() - t1
     return QuantEval(model=spec.name, config=config, calib_size=calib.count, calib_sha256=calib.sha256,
                      backend=runner.backend.to_dict(), eval_inputs=tuple(n for n, _ in feeds), metrics=values,
                      gates=gates_for(spec, config), int16_layers=layers if config == "int16_selective" else (),
                      quantize_s=quantize_s, eval_s=eval_s, calib_real=calib.real, calib_augmented=calib.augmented,
-                     calib_requested=calib_size, notes=tuple(notes))
+                     calib_requested=calib_size, notes=tuple(notes), counts=agreement, vs_int8=vs_int8)
+
+
+def _versus_int8(spec, split, calib, backend, work, s1_feeds, ref, agree_feeds, values) -> dict[str, Any]:
+    """int8 at the same calibration set, on the same inputs, on ``quantization.int16_target``."""
+    from hailo_qa.errors import ManifestError
+    from hailo_qa.quant.emulator import make_emulator
+
+    target = spec.quantization.int16_target
+    int8 = make_emulator(spec, split, backend=backend, config="int8", calib=calib, work_dir=work)
+    if target in ("top1", "detection_agreement"):
+        base = task_metrics(spec, split, int8, agree_feeds)[0]
+    else:
+        with int8:
+            base = stage1_metrics(ref, [int8.infer(f) for f in s1_feeds])
+    if target not in values or target not in base:
+        raise ManifestError(f"quantization.int16_target = '{target}' is not measured for {spec.name} "
+                            f"(task {spec.task}; measured: {', '.join(sorted(values))})", context=spec.name,
+                            note="expected a metric this model's evaluation produces",
+                            hint="use snr_db (Stage-1 SNR, what the noise analysis ranks layers by) or cosine")
+    sel, ref8 = float(values[target]), float(base[target])
+    return {"metric": target, "int8": ref8, "int16_selective": sel, "helped": bool(sel > ref8),
+            "expected": spec.quantization.int16_no_gain.strip()}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -602,11 +809,12 @@ def sweep_calibration(spec, sizes: Sequence[int], *, config: str = "int8", backe
     for n in ordered:
         exclude |= calib_paths(calib_set_for_model(spec, size=n))
     feeds = eval_feeds(spec, n_eval=n_eval, seed=seed, exclude=exclude)
+    agree = agreement_feeds(spec, split, seed=seed, exclude=exclude)
     results = []
     t0 = time.perf_counter()
     for k, n in enumerate(ordered, 1):
         r = evaluate_quantization(spec, config=config, calib_size=n, backend=backend, work_dir=work, n_eval=n_eval,
-                                  seed=seed, feeds=feeds, split=split)
+                                  seed=seed, feeds=feeds, split=split, agree_feeds=agree)
         results.append(r)
         if progress is not None:
             progress(k, len(ordered), r, time.perf_counter() - t0)

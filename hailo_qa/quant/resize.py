@@ -155,7 +155,7 @@ def resize_study(spec: ModelSpec, *, calib_size: int, config: str = "int8", back
         for c in MODES:
             cells[(c, e)] = evaluate_quantization(ev, config=config, calib_size=calib_size, backend=backend,
                                                   work_dir=work_dir, n_eval=n_eval, feeds=feeds, split=split,
-                                                  calib=calibs[c])
+                                                  calib=calibs[c], agree_feeds=feeds)
     order = [(declared, declared), (MODES[1 - MODES.index(declared)], declared)]
     order += [k for k in cells if k not in order]
     return ResizeStudy(model=spec.name, config=config, declared=declared, calib_size=calib_size,

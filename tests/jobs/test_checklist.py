@@ -110,10 +110,13 @@ def test_checklist_on_the_behaviour_classifier_under_another_name(tmp_path):
 
 
 def test_same_tests_run_on_an_external_manifest(tmp_path):
-    """tests/test_deploy.py, unchanged, on the classifier registered under another name: no errors, no failures."""
+    """tests/test_deploy.py and tests/test_emulator_quant.py, unchanged, on the classifier registered under another
+    name: no errors, no failures (the checklist items, the FSQ host step, the emulator's agreement on 256 inputs)."""
     path = external_manifest(tmp_path)
     r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-                        str(config.REPO_ROOT / "tests" / "test_deploy.py"), f"--hqa-manifest={path}",
+                        str(config.REPO_ROOT / "tests" / "test_deploy.py"),
+                        str(config.REPO_ROOT / "tests" / "test_emulator_quant.py"), "-m", "not slow",
+                        f"--hqa-manifest={path}",
                         f"--hqa-work-dir={tmp_path / 'work'}", "--hqa-history=off", "-rs", "-v"],
                        capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=900,
                        env={**__import__("os").environ, "HAILORT_LOGGER_PATH": "NONE"})
@@ -124,6 +127,9 @@ def test_same_tests_run_on_an_external_manifest(tmp_path):
     import re
 
     assert re.search(r"test_deploy_gate\[[^\]]*collar_behaviour[^\]]*\] PASSED", out), out[-3000:]  # ids: the entry
+    for item in ("test_before_export", "test_after_export", "test_host_step_is_the_models_quantizer",
+                 "test_emulator_quant"):
+        assert re.search(rf"{item}\[[^\]]*collar_behaviour[^\]]*\] PASSED", out), (item, out[-3000:])
 
 
 def test_cli_prints_the_checklist_and_writes_markdown(tmp_path, capsys):
@@ -251,6 +257,22 @@ def test_wrong_model_fails_the_accuracy_gate(tmp_path):
     rep = target_report(spec, "split", x, y, work_dir=tmp_path / "w")
     items = {i.key: i for i in deploy_items(spec, "split", rep)}
     assert items["accuracy"].status == "fail" and rep.accuracy < 0.5
+
+
+def test_top1_agreement_is_gated_on_its_lower_bound_and_refused_on_few_inputs(tmp_path):
+    """A quantized model that flips 5 % of the predictions fails a 0.97 gate; 50 inputs cannot show 0.97 at all."""
+    from hailo_qa.jobs.checklist import agreement_item
+
+    spec = _spec(tmp_path, extra="[models.collar_behaviour.thresholds.deploy.emulator.int8]\nmin_top1_agreement = 0.97")
+    z = np.eye(4)[np.arange(2000) % 4]
+    flipped = z.copy()
+    flipped[:100] = np.roll(flipped[:100], 1, axis=1)  # 100 of 2000 flipped: 0.95
+    item = agreement_item(spec, "emulator", z, flipped, "ort-emulator")
+    assert item.status == "fail" and "1900 of 2000 inputs" in item.value and "(100 flips)" in item.value
+    ok = agreement_item(spec, "emulator", z, z, "ort-emulator")
+    assert ok.status == "pass" and "lower bound 0.998" in ok.value
+    few = agreement_item(spec, "emulator", z[:50], z[:50], "ort-emulator")
+    assert few.status == "skip" and "50 inputs cannot show ≥ 0.97" in few.value and "≥ 125" in few.value
 
 
 def test_unset_gate_is_not_a_pass(tmp_path):
