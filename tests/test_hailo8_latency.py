@@ -19,6 +19,7 @@ from hailo_qa.pytest_plugin.hw import (
     determinism_report,
     latency_gate_failures,
     lsb_agreement,
+    lsb_gate_failures,
     witness_failures,
     witness_report,
 )
@@ -170,7 +171,7 @@ def test_hef_only_outputs_vs_golden(hef_model, hqa_variant, hw, hqa_golden):
     runner, split, feeds_list = hw
     if split is not None:
         pytest.skip(f"{hef_model.name}: has an ONNX; checked against the float reference "
-                    f"(test_outputs_vs_float_reference_in_quantization_steps)")
+                    f"(test_outputs_vs_emulator_and_float_in_quantization_steps)")
     min_cos = hef_model.threshold("hailo8", "min_cosine_vs_golden")
     for name, feeds in feeds_list:
         out = runner.infer(_device_feeds(hef_model, runner, feeds))
@@ -183,13 +184,6 @@ def _golden_name(hqa_variant, name: str) -> str:
     """One golden per HEF: the sample name, prefixed with the variant when the model declares several."""
     spec, v = hqa_variant
     return name if not spec.declared_variants else f"{v.id.replace('@', '_at_')}__{name}"
-
-
-DEFAULT_MAX_LSB_VS_EMULATOR = {"dfc": 1.0, "ort": 2.0}
-"""Device vs emulator, in output quantization steps, when the manifest sets no ``hailo8.max_lsb_vs_emulator``:
-Hailo's quantized emulator models the chip's integer arithmetic, so one step covers the final requantization's
-rounding; hailo-qa's ort-emulator is an approximation (its intermediate requantizations round differently), so two.
-Provisional until measured on a device: set the measured value with its margin in the manifest."""
 
 
 def _device_emulator_float(hef_model, hqa_variant, hqa_emulator, hw):
@@ -217,37 +211,32 @@ def _device_emulator_float(hef_model, hqa_variant, hqa_emulator, hw):
     return rows
 
 
-def test_outputs_vs_emulator_in_quantization_steps(hef_model, hqa_variant, hqa, hqa_emulator, hw):
-    limit = hef_model.threshold("hailo8", "max_lsb_vs_emulator")
-    source = "manifest"
-    if limit is None:
-        limit, source = DEFAULT_MAX_LSB_VS_EMULATOR[hqa.emulator_backend()], "default"
-    worst = {}
-    for _, hw_out, emu_out, _, scales in _device_emulator_float(hef_model, hqa_variant, hqa_emulator, hw):
-        for k, v in lsb_agreement(emu_out, hw_out, scales).items():
-            worst[k] = max(worst.get(k, 0.0), v)
-    assert worst, f"{hef_model.name}: no device output matches an emulator output by name"
-    bad = {k: v for k, v in worst.items() if v > limit}
-    assert not bad, f"{hef_model.name}: device vs emulator exceeds {limit} LSB ({source} gate): {bad}"
-
-
-def test_outputs_vs_float_reference_in_quantization_steps(hef_model, hqa_variant, hqa, hqa_emulator, hw):
-    """The device may be no further from the float Stage 1 than the emulator is, plus the emulator allowance
-    (or ``hailo8.max_lsb_vs_float`` when the manifest sets it). Replaces comparing the device with its own first run."""
-    allowance = hef_model.threshold("hailo8", "max_lsb_vs_emulator") or \
-        DEFAULT_MAX_LSB_VS_EMULATOR[hqa.emulator_backend()]
-    fixed = hef_model.threshold("hailo8", "max_lsb_vs_float")
-    dev, emu = {}, {}
+def _lsb_distances(hef_model, hqa_variant, hqa_emulator, hw):
+    """Per output, the max over the samples of: device vs emulator, device vs float, emulator vs float (steps)."""
+    d_emu, d_flt, e = {}, {}, {}
     for _, hw_out, emu_out, flt_out, scales in _device_emulator_float(hef_model, hqa_variant, hqa_emulator, hw):
-        for k, v in lsb_agreement(flt_out, hw_out, scales).items():
-            dev[k] = max(dev.get(k, 0.0), v)
-        for k, v in lsb_agreement(flt_out, {k: emu_out[k] for k in hw_out if k in emu_out}, scales).items():
-            emu[k] = max(emu.get(k, 0.0), v)
-    assert dev, f"{hef_model.name}: no device output matches a float Stage-1 output by name"
-    bad = {k: (v, fixed if fixed is not None else emu.get(k, 0.0) + allowance) for k, v in dev.items()
-           if v > (fixed if fixed is not None else emu.get(k, 0.0) + allowance)}
-    assert not bad, (f"{hef_model.name}: device vs float Stage 1 (LSB, gate) {bad}; the emulator is "
-                     f"{emu} LSB from float")
+        for into, (ref, test) in ((d_emu, (emu_out, hw_out)), (d_flt, (flt_out, hw_out)),
+                                  (e, (flt_out, {k: emu_out[k] for k in hw_out if k in emu_out}))):
+            for k, v in lsb_agreement(ref, test, scales).items():
+                into[k] = max(into.get(k, 0.0), v)
+    return d_emu, d_flt, e
+
+
+def test_outputs_vs_emulator_and_float_in_quantization_steps(hef_model, hqa_variant, hqa, hqa_emulator, hw,
+                                                             hqa_history):
+    """Device vs the emulator and vs the float Stage 1, in the device's output steps (gates: the manifest's
+    ``hailo8.max_lsb_vs_emulator`` / ``max_lsb_vs_float``, else the derived defaults of
+    :func:`hailo_qa.pytest_plugin.hw.lsb_gate_failures`). Replaces comparing the device with its own first run."""
+    d_emu, d_flt, e = _lsb_distances(hef_model, hqa_variant, hqa_emulator, hw)
+    assert d_emu and d_flt, f"{hef_model.name}: no device output matches an emulator / float output by name"
+    fails, lines = lsb_gate_failures(hef_model.name, d_emu, d_flt, e, hqa.emulator_backend(),
+                                     max_vs_emulator=hef_model.threshold("hailo8", "max_lsb_vs_emulator"),
+                                     max_vs_float=hef_model.threshold("hailo8", "max_lsb_vs_float"))
+    for metric, values in (("lsb_vs_emulator", d_emu), ("lsb_vs_float", d_flt)):
+        _record(hqa_history, hqa_variant, metric=metric, value=max(values.values()), backend=hw[0].backend,
+                extra={"per_output": values, "emulator_vs_float": e})
+    print("\n".join(lines))
+    assert not fails, "\n".join(fails + lines)
 
 
 def test_determinism(hef_model, hw):

@@ -11,5 +11,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     'get_session': 'plugin',
     'latency_gate_failures': 'hw',
     'lsb_agreement': 'hw',
+    'lsb_gate_failures': 'hw',
     'mark_hailo8_items': 'hw',
 })

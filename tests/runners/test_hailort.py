@@ -9,7 +9,7 @@ import pytest
 from hailo_qa.errors import DeviceError, InputFileError
 from hailo_qa.hw.latency import measure_runner
 from hailo_qa.manifest import ModelSpec
-from hailo_qa.pytest_plugin.hw import determinism_report, latency_gate_failures, lsb_agreement
+from hailo_qa.pytest_plugin.hw import determinism_report, latency_gate_failures, lsb_agreement, lsb_gate_failures
 from hailo_qa.runners.base import Runner
 from tests.fakes import install_fake_hailort
 
@@ -214,6 +214,63 @@ def test_lsb_agreement_against_emulator_like_reference(fake, hef):
         scale = r.quant_info(OUT)[0]
     ref = {OUT: hw[OUT] + np.float32(2 * scale)}  # an emulator off by exactly two steps
     assert lsb_agreement(ref, hw, {OUT: scale})[OUT] == pytest.approx(2.0, rel=1e-4)
+
+
+def _linear_device(state, hef, offset_steps: float = 0.0):
+    """The fake runs a float function ``f`` "on the device" (quantized by the fake onto its uint8 grid), optionally
+    off by ``offset_steps`` output steps: a device whose output is wrong by that much."""
+    from hailo_platform import _fake
+
+    w = np.random.default_rng(7).normal(0, 1e-4, 512)
+
+    def f(x: np.ndarray) -> np.ndarray:
+        return (float(x.astype(np.float64).mean()) * 0.01 + np.arange(512) * 1e-3 + w).reshape(1, 512)
+
+    state.hefs[str(hef)] = _fake.FakeNet([_fake.FakeStream(IN, (112, 112, 3))],
+                                         [_fake.FakeStream(OUT, (512,), SCALE, ZP)], "arcface_mobilefacenet",
+                                         compute=lambda feeds: {OUT: f(next(iter(feeds.values()))) +
+                                                                offset_steps * SCALE})
+    return f
+
+
+@pytest.mark.parametrize("backend", ["ort", "dfc"])
+def test_device_off_by_more_steps_than_the_lsb_gates_fails(fake, hef, backend):
+    """Float f(x), an emulator that quantized f onto another grid (ort-emulator) or the device's (DFC), and the
+    device: within the default gates; a device off by 6 steps fails both the emulator and the float gate."""
+    _, state = fake
+    x = _x(3)
+    f = _linear_device(state, hef)
+    flt = f(x)
+    grid = SCALE * (1.3 if backend == "ort" else 1.0)  # ort-emulator: its own calibration, its own step
+    emu = {OUT: (np.round(flt / grid) * grid).astype(np.float32)}
+    with _runner(hef) as r:
+        hw = r.infer({IN: x})
+    e = lsb_agreement({OUT: flt}, emu, {OUT: SCALE})
+    d_emu, d_flt = lsb_agreement(emu, hw, {OUT: SCALE}), lsb_agreement({OUT: flt}, hw, {OUT: SCALE})
+    assert d_flt[OUT] <= 0.5 + 1e-3 and 0 < e[OUT] <= 0.65 + 1e-3
+    fails, lines = lsb_gate_failures("m", d_emu, d_flt, e, backend)
+    assert fails == [], lines
+    f = _linear_device(state, hef, offset_steps=6.0)
+    with _runner(hef) as r:
+        bad = r.infer({IN: x})
+    d_emu, d_flt = lsb_agreement(emu, bad, {OUT: SCALE}), lsb_agreement({OUT: flt}, bad, {OUT: SCALE})
+    assert 5.4 < d_flt[OUT] < 6.6
+    fails, _ = lsb_gate_failures("m", d_emu, d_flt, e, backend)
+    assert len(fails) == 2 and "steps from the " in fails[0] and "from the float Stage 1" in fails[1], fails
+    # a manifest gate replaces the default: 7 steps from both passes the same device
+    assert lsb_gate_failures("m", d_emu, d_flt, e, backend, max_vs_emulator=7, max_vs_float=7)[0] == []
+
+
+def test_ort_lsb_default_scales_with_the_emulators_own_distance_from_float():
+    from hailo_qa.pytest_plugin.hw import ORT_LSB_FACTOR
+
+    # mtcnn_onet dense_5, measured: emulator 5.8 steps from float; another valid calibration 14.3 steps from it
+    fails, lines = lsb_gate_failures("mtcnn_onet", {"dense_5": 14.3}, {"dense_5": 10.1}, {"dense_5": 5.8}, "ort")
+    assert fails == [] and f"gate {ORT_LSB_FACTOR * 5.8 + 1:.2f}" in lines[0]
+    assert lsb_gate_failures("mtcnn_onet", {"dense_5": 25.0}, {"dense_5": 10.1}, {"dense_5": 5.8}, "ort")[0]
+    # the DFC runs the HEF's own quantized program: two steps apart is a mismatch
+    assert lsb_gate_failures("m", {"o": 2.0}, {"o": 3.0}, {"o": 2.5}, "dfc")[0] == [
+        "m: output o: device is 2.00 steps from the dfc emulator > 1.00 (default: DFC 1 step; float e + 1)"]
 
 
 # --- the sequence of Hailo's HailoRT 4.23 tutorial, on the fake that models the real defaults -----------------------
