@@ -456,7 +456,8 @@ def render_report(report: Mapping[str, Any]) -> str:
             bnd = ", ".join(f"`{b['name']}` {b['shape']}" for b in c["boundary"][:6]) + (
                 f" (+{len(c['boundary']) - 6})" if len(c["boundary"]) > 6 else "")
             q = c.get("int8")
-            err = "not measured" if q is None else (
+            err = f"not measured ({c['int8_not_measured']})" if c.get("int8_not_measured") else \
+                "not measured" if q is None else (
                 f"{q['snr_db']:.1f} / {q['cosine']:.5f} (worst output "
                 f"{min(v['snr_db'] for v in q['per_output'].values()):.1f} dB)")
             lines.append(f"| {'**' + c['label'] + '** (chosen)' if c['chosen'] else c['label']} | {bnd} "

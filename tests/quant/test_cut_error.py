@@ -67,3 +67,17 @@ def test_int8_column_can_be_turned_off(tmp_path, capsys):
     assert main(["split", str(UNSEEN / "yolox_like.onnx"), "--out", str(tmp_path), "--no-int8-error"]) == 0
     report = json.loads((tmp_path / "split_report.json").read_text())
     assert all("int8" not in c for c in report["candidates"]) and "not measured" in capsys.readouterr().out
+
+
+def test_a_cut_the_emulator_cannot_measure_is_reported_not_fatal(tmp_path, capsys, monkeypatch):
+    from hailo_qa.errors import InputDataError
+    from hailo_qa.quant import cut_error
+
+    def fails(split, **kw):
+        raise InputDataError("planted: Stage 1 cannot be quantized")
+
+    monkeypatch.setattr(cut_error, "cut_int8_error", fails)
+    assert main(["split", str(UNSEEN / "yolox_like.onnx"), "--out", str(tmp_path), "--work-dir", str(tmp_path / "w")]) == 0
+    assert "not measured (planted: Stage 1 cannot be quantized)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "split_report.json").read_text())
+    assert all(c["int8_not_measured"].startswith("planted") for c in report["candidates"])
