@@ -308,7 +308,43 @@ def _device_stage1(spec: ModelSpec, split, device: str | None):
     probe = HailortRunner(spec.hef)
     names = dict(zip(probe.input_metadata(), split.stage1_inputs))
     names.update(dict(zip(probe.output_metadata(), [b.name for b in split.boundary])))
-    return HailortRunner(spec.hef, device_id=device, names=names)
+    return _OnnxLayout(HailortRunner(spec.hef, device_id=device, names=names),
+                       {b.name: tuple(b.shape) for b in split.boundary})
+
+
+class _OnnxLayout:
+    """The device's Stage 1 in the ONNX layout: NCHW inputs go to the device channels-last (any channel count, e.g.
+    the IMU's 9), its outputs come back in the split's boundary shapes (NHWC → NCHW, NC → the boundary's shape)."""
+
+    def __init__(self, device, out_shapes: dict[str, tuple]) -> None:
+        self.device, self.out_shapes = device, out_shapes
+
+    def __getattr__(self, name):  # backend, name, input/output metadata, activate ... are the device runner's
+        return getattr(self.device, name)
+
+    def __enter__(self):
+        self.device.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.device.__exit__(*exc)
+
+    def infer(self, feeds, **kw):
+        from hailo_qa.runners.base import nhwc_to_nchw
+
+        metas = self.device.input_metadata()
+        dev = {}
+        for k, x in feeds.items():
+            want = tuple(metas[k].shape)[-3:] if k in metas else ()
+            dev[k] = (np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 and tuple(x.shape[-3:]) != want
+                      and tuple(x.transpose(0, 2, 3, 1).shape[-3:]) == want else x)
+        out = {}
+        for k, v in self.device.infer(dev, **kw).items():
+            shape = self.out_shapes.get(k)
+            if shape is not None and tuple(v.shape) != shape:
+                v = nhwc_to_nchw(v) if v.ndim == 4 and tuple(nhwc_to_nchw(v).shape) == shape else v.reshape(shape)
+            out[k] = v
+        return out
 
 
 def logits_on(runner, spec: ModelSpec, x: np.ndarray) -> np.ndarray:

@@ -295,6 +295,49 @@ def test_oversized_hef_fails_the_hef_gate(tmp_path):
     assert items["hef_mb"].status == "fail" and items["hef_mb"].number > 0.5
 
 
+@pytest.mark.parametrize("delay_s,failing", [(0.0, set()), (0.03, {"max_core_p95_ms"}),
+                                             (0.11, {"max_core_p95_ms", "max_p95_ms"})])
+def test_slow_device_fails_the_latency_gates(tmp_path, monkeypatch, delay_s, failing):
+    """The checklist's Hailo-8 latency lines on the HailoRT contract fake running the FSQ Stage 1 (float, as a stand-in
+    network) under the seed's gates: a device that takes 30 ms fails core ≤ 15 ms; 110 ms fails end to end ≤ 100 ms
+    too. The rows are the fake's (hailort@…+fake), never presented as a Hailo-8's."""
+    import time
+
+    from hailo_qa.graph.split import split_for_model
+    from hailo_qa.runners.onnxrt import OnnxrtRunner
+    from tests.fakes import install_fake_hailort
+
+    hef = config.SHARED_DIR / "hef" / "arcface_mobilefacenet_hailo8_fmt1.hef"  # a real Hailo-8 HEF file to read
+    if not hef.is_file():
+        pytest.skip(f"shared HEF {hef} is not present")
+    spec = dataclasses.replace(_spec(tmp_path, extra="[models.collar_behaviour.thresholds.hailo8]\nmax_p95_ms = 100.0"
+                                                      "\nmax_core_p95_ms = 15.0"), hef=hef)
+    split = split_for_model(spec, tmp_path / "w")
+    _, state = install_fake_hailort(monkeypatch)
+    from hailo_platform import _fake
+
+    s1 = OnnxrtRunner(split.stage1_path, name="stand-in")
+    s1.activate()
+
+    def compute(feeds):  # NHWC (2, 100, 9) on the device side -> the 8-wide FSQ projection
+        x = np.ascontiguousarray(next(iter(feeds.values())).reshape(1, 2, 100, 9).transpose(0, 3, 1, 2))
+        time.sleep(delay_s)
+        return {"fsq/bounded": next(iter(s1.infer({"imu": x.astype(np.float32)}).values()))}
+
+    state.hefs[str(hef)] = _fake.FakeNet([_fake.FakeStream("imu", (2, 100, 9))],
+                                         [_fake.FakeStream("fsq/bounded", (8,), 0.02, 128.0)], "fsq",
+                                         compute=compute)
+    try:
+        items = {i.key: i for i in hailo8_items(spec, work_dir=tmp_path / "w", split=split, latency_iterations=8,
+                                                latency_warmup=1)}
+    finally:
+        s1.deactivate()
+    got = {k for k in ("max_p95_ms", "max_core_p95_ms") if items[k].status == "fail"}
+    assert got == failing, {k: (items[k].status, items[k].value) for k in ("max_p95_ms", "max_core_p95_ms")}
+    assert all(items[k].status in ("pass", "fail") and items[k].number is not None
+               for k in ("max_p95_ms", "max_core_p95_ms"))
+
+
 def test_bad_labelled_data(tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((4, 9, 2, 100), np.float32), labels=np.zeros(4, np.int64))
