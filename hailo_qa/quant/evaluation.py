@@ -141,6 +141,20 @@ def stage1_metrics(ref: Sequence[Outputs], test: Sequence[Outputs], *, classifie
     return out
 
 
+def yunet_faces(outputs: Outputs, hw: tuple[int, int]) -> dict[str, np.ndarray]:
+    """YuNet's raw outputs as detections (``boxes``/``labels``/``scores``; label 0 = face), decoded as OpenCV's
+    ``FaceDetectorYN`` does: score ≥ 0.6, NMS at IoU 0.3, in network-input pixels.
+
+    Raises:
+        InputDataError: the outputs are not YuNet's (names or sizes).
+    """
+    from hailo_qa.evaluate.faces import decode_yunet, nms
+
+    boxes, scores, _ = decode_yunet(outputs, input_size=hw)
+    keep = nms(boxes, scores)
+    return {"boxes": boxes[keep], "labels": np.zeros(len(keep), np.int64), "scores": scores[keep]}
+
+
 def detection_metrics(ref: Sequence[Outputs], test: Sequence[Outputs], *, iou: float = 0.5) -> dict[str, float]:
     """Mean detection agreement (same label, IoU ≥ ``iou``) of end-to-end float vs quantized outputs."""
     if not ref or len(ref) != len(test):
@@ -527,18 +541,11 @@ def task_metrics(spec, split, runner, agree_feeds) -> tuple[dict[str, float], di
             test_e2e = [qp.infer(dict(f)) for _, f in agree_feeds]
         if task == "face_detection":
             # YuNet's raw outputs: decoded as OpenCV's FaceDetectorYN does, float vs quantized
-            from hailo_qa.evaluate.faces import decode_yunet, nms
-
             hw = spec.device_inputs[0].hw
-
-            def faces(outs: Outputs) -> dict[str, np.ndarray]:
-                boxes, scores, _ = decode_yunet(outs, input_size=hw)
-                keep = nms(boxes, scores)
-                return {"boxes": boxes[keep], "labels": np.zeros(len(keep), np.int64), "scores": scores[keep]}
-
             try:
                 agreement["detection_agreement"] = _detection_counts(
-                    [metrics.detection_agreement(faces(r), faces(t), min_score=0.6) for r, t in zip(ref_e2e, test_e2e)])
+                    [metrics.detection_agreement(yunet_faces(r, hw), yunet_faces(t, hw), min_score=0.6)
+                     for r, t in zip(ref_e2e, test_e2e)])
                 agreement["detection_agreement"]["unit"] = agreement["detection_agreement"]["unit"].replace(
                     "reference detections", "float faces")
                 notes.append("detection agreement from YuNet's outputs decoded to faces (score ≥ 0.6, NMS 0.3)")

@@ -193,3 +193,33 @@ def test_a_short_calibration_set_says_so_in_the_result(onet, tmp_path):
     assert f"({real} real, 0 augmented; {real + 11} requested, 11 short: fewer real samples than requested" in r.table()
     d = r.to_dict()
     assert (d["calib_size"], d["calib_real"], d["calib_augmented"], d["calib_requested"]) == (real, real, 0, real + 11)
+
+
+def _yunet_outputs(hits, hw=(64, 64)):
+    """Synthetic YuNet outputs: ``hits`` = [(stride, anchor index, score)] with a 2-stride box at that anchor."""
+    outs = {}
+    for s in (8, 16, 32):
+        n = (hw[0] // s) * (hw[1] // s)
+        outs.update({f"cls_{s}": np.zeros((1, n, 1), np.float32), f"obj_{s}": np.zeros((1, n, 1), np.float32),
+                     f"bbox_{s}": np.zeros((1, n, 4), np.float32), f"kps_{s}": np.zeros((1, n, 10), np.float32)})
+    for s, k, score in hits:
+        outs[f"cls_{s}"][0, k, 0] = outs[f"obj_{s}"][0, k, 0] = score
+        outs[f"bbox_{s}"][0, k, 2:] = np.log(2.0)
+    return outs
+
+
+def test_yunet_faces_decode_and_agree():
+    """YuNet outputs decode to faces (score >= 0.6, NMS): the same outputs agree fully, a face moved to another
+    anchor or below the score threshold does not; other outputs are an InputDataError (the result keeps SNR)."""
+    from hailo_qa.evaluate import metrics
+
+    ref = qe.yunet_faces(_yunet_outputs([(8, 9, 0.9), (16, 0, 0.8)]), (64, 64))
+    assert len(ref["boxes"]) == 2 and ref["scores"].tolist() == pytest.approx([0.9, 0.8])
+    np.testing.assert_allclose(ref["boxes"][0], [0, 0, 16, 16])  # centre (1, 1) x stride 8, 2 x 8 px wide
+    moved = qe.yunet_faces(_yunet_outputs([(8, 27, 0.9), (16, 0, 0.8)]), (64, 64))
+    weak = qe.yunet_faces(_yunet_outputs([(8, 9, 0.5), (16, 0, 0.8)]), (64, 64))
+    assert metrics.detection_agreement(ref, ref, min_score=0.6).agreement == 1.0
+    assert metrics.detection_agreement(ref, moved, min_score=0.6).agreement == 0.5
+    assert metrics.detection_agreement(ref, weak, min_score=0.6).agreement == 0.5
+    with pytest.raises(InputDataError, match="missing"):
+        qe.yunet_faces({"logits": np.zeros((1, 10), np.float32)}, (64, 64))
