@@ -771,8 +771,10 @@ class SweepResult:
                  "|---:|---:|---:|---:|---:|---:|---:|"]
         for r in self.results:
             agr = r.agreement
+            c = next(iter(r.counts.values()), None)
+            shown = "-" if agr is None else format(agr, ".3f") + (f" ({c['successes']}/{c['trials']})" if c else "")
             lines.append(f"| {r.calib_size} | {r.snr_db:.2f} | {r.cosine_min:.5f} | {r.cosine_mean:.5f} | "
-                         f"{r.max_abs_err:.4g} | {'-' if agr is None else format(agr, '.3f')} | {r.quantize_s:.1f} |")
+                         f"{r.max_abs_err:.4g} | {shown} | {r.quantize_s:.1f} |")
         best = max((r.snr_db for r in self.results if not math.isnan(r.snr_db)), default=math.nan)
         lines += ["", f"Knee: {self.knee if self.knee is not None else 'none (no finite SNR)'} — the smallest size "
                       f"whose SNR is within {self.knee_tol_db:g} dB of the best "
