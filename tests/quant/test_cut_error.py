@@ -48,7 +48,7 @@ def test_int8_error_sees_values_outside_the_calibration_range(tmp_path):
     assert bad["snr_db"] < good["snr_db"] - 30
 
 
-@pytest.mark.parametrize("name", ["yolov8_like.onnx", "nanodet_like.onnx"])
+@pytest.mark.parametrize("name", ["yolov8_like.onnx", pytest.param("nanodet_like.onnx", marks=pytest.mark.slow)])
 def test_split_report_fills_the_int8_column_for_both_cuts(name, tmp_path, capsys):
     assert main(["split", str(UNSEEN / name), "--out", str(tmp_path / "s"), "--work-dir", str(tmp_path / "w")]) == 0
     md = capsys.readouterr().out

@@ -50,8 +50,9 @@ CASES = [pytest.param("yolov8_like.onnx", "images", 6, 0.80, id="yolov8"),
 
 @pytest.mark.parametrize("name,inp,n_heads,floor", CASES)
 def test_zoo_heads_decoded_end_to_end_through_the_emulator(name, inp, n_heads, floor, tmp_path):
+    feeds = _feeds(inp)  # the same noise images for SNR and agreement, in [0, 1] whatever the calibration saw
     q = evaluate_quantization(_spec(tmp_path, name, inp), config="int8", calib_size=16, backend="ort",
-                              work_dir=tmp_path / "w", feeds=_feeds(inp))
+                              work_dir=tmp_path / "w", feeds=feeds, agree_feeds=feeds)
     assert q.backend_name == "ort-emulator" and not q.hailo
     heads = [k for k in q.metrics if k.startswith("snr_db/")]
     assert len(heads) == n_heads  # one per Model Zoo end-node output
@@ -61,7 +62,7 @@ def test_zoo_heads_decoded_end_to_end_through_the_emulator(name, inp, n_heads, f
 
     # bad quantization: calibrated on [0, 0.05], evaluated on [0, 1] — the clipped inputs lose detections
     bad = evaluate_quantization(_spec(tmp_path, name, inp, range_hi=0.05), config="int8", calib_size=16,
-                                backend="ort", work_dir=tmp_path / "w", feeds=_feeds(inp))
+                                backend="ort", work_dir=tmp_path / "w", feeds=feeds, agree_feeds=feeds)
     assert bad.metrics["detection_agreement"] < q.metrics["detection_agreement"] - 0.1, bad.table()
     assert bad.metrics["snr_db"] < q.metrics["snr_db"] - 10
 
@@ -76,7 +77,7 @@ def test_per_output_metrics_survive_a_failing_decode(tmp_path, monkeypatch):
 
     monkeypatch.setattr(heads, "decode_heads", broken)
     q = evaluate_quantization(_spec(tmp_path, "yolov8_like.onnx"), config="int8", calib_size=16, backend="ort",
-                              work_dir=tmp_path / "w", feeds=_feeds(n=2))
+                              work_dir=tmp_path / "w", feeds=_feeds(n=2), agree_feeds=_feeds(n=2))
     assert "detection_agreement" not in q.metrics
     assert sum(k.startswith("snr_db/") for k in q.metrics) == 6 and q.metrics["snr_db"] > 20
     assert any("planted decode failure" in n and "per-output SNR and cosine" in n for n in q.notes)
