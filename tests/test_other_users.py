@@ -118,6 +118,7 @@ def checkout(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_read_only_checkout_falls_back_to_a_per_user_state_folder_and_says_so(checkout, tmp_path):
     home = tmp_path / "home-a"
     proc = run_as(A_UID, ["-m", "hailo_qa", "validate"], home=home, pythonpath=checkout, cwd=home)
@@ -166,6 +167,7 @@ def test_records(hqa_history, hqa_work_dir):
 """
 
 
+@pytest.mark.slow
 def test_pytest_session_in_a_read_only_checkout(checkout, tmp_path):
     home = tmp_path / "home-a"
     tests = home / "t"
