@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -429,6 +430,9 @@ def _file(r: _Reader, key: str, base: Path, *, required: bool) -> tuple[Path | N
     if v is None:
         return None, ""
     p = resolve_path(v, base)
+    if p.is_dir():
+        raise ManifestError(f"{r.path}: {r.where}.{key} names a folder '{v}'", note=f"expected a file at {p}",
+                            hint="name the model file itself (relative paths are relative to the manifest)")
     if p.exists():
         return p, ""
     if v.startswith("shared:"):
@@ -447,6 +451,12 @@ def _input(raw, where: str, path: Path) -> InputSpec:
     if not shape or any(d <= 0 for d in shape):
         raise r._err("shape", f"is {raw.get('shape')!r}", note="expected a static shape of positive integers "
                      "(the batch is part of it, e.g. [1, 3, 112, 112])")
+    from hailo_qa.options import size_problem
+
+    too_big = size_problem(shape)
+    if too_big:
+        raise r._err("shape", f"is {list(shape)}: {too_big}", note="expected the size one input really has (a "
+                     "Hailo-8 input is one frame of a few MB)")
     layout = r.get("layout", str, "NCHW", choices=LAYOUTS)
     dtype = r.get("dtype", str, "float32", choices=DTYPES)
     rng = r.numbers("range", None, length=2)
@@ -509,6 +519,20 @@ def _leaves(value) -> list:
     return [value]
 
 
+_UNIT_WORDS = ("agreement", "top1", "accuracy", "coverage", "rate", "tar", "far", "rank1", "ece")
+
+
+def _threshold_bounds(key: str) -> tuple[float, float, str] | None:
+    """(low, high, what) a gate ``key`` can meaningfully take, or None when any finite value can be meant."""
+    if "cosine" in key or key == "match_threshold":
+        return -1.0, 1.0, "a cosine similarity from -1 to 1"
+    if any(w in key for w in _UNIT_WORDS):
+        return 0.0, 1.0, "a fraction from 0 to 1"
+    if key.startswith("max_") and key.endswith(("_ms", "_mb", "_px")):
+        return 0.0, math.inf, "a positive budget"
+    return None
+
+
 def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:
     if not isinstance(raw, Mapping):
         raise ManifestError(f"{path}: {where} must be a table", note="expected [models.<name>.thresholds.<section>]")
@@ -544,6 +568,10 @@ def _thresholds(raw, where: str, path: Path) -> dict[str, dict[str, float]]:
             if not np.isfinite(v):
                 raise ManifestError(f"{path}: {where}.{sec}.{k} is {v}", note="expected a finite number (a nan or "
                                     "inf gate passes or fails everything)", hint=f"set a real gate, or remove {k}")
+            bounds = _threshold_bounds(k)
+            if bounds is not None and not (bounds[0] <= v <= bounds[1] and (bounds[1] < math.inf or v > 0)):
+                raise ManifestError(f"{path}: {where}.{sec}.{k} is {v}", note=f"expected {bounds[2]} (this gate "
+                                    "could never pass, or never fail)", hint=f"set a real gate, or remove {k}")
             vals[k] = float(v)
         if vals:
             out[sec] = vals
@@ -687,6 +715,10 @@ def _expand_family(name: str, raw, path: Path) -> list[tuple[str, dict, tuple[st
 
 def _model(name: str, raw, path: Path, base: Path, family: tuple[str, str] = ("", "")) -> ModelSpec:
     where = f"models.{name}"
+    if not name.strip() or name != name.strip() or any(c in name for c in ",/\\"):
+        raise ManifestError(f"{path}: model name {name!r} cannot be used",
+                            note="expected a non-empty name without spaces at its ends, commas or slashes (it "
+                                 "names test ids, folders and --models lists)", hint="rename the [models.<name>] table")
     r = _Reader(raw, where, path)
     file, why = _file(r, "file", base, required=False)
     hef, why_hef = _file(r, "hef", base, required=False)
@@ -710,6 +742,14 @@ def _model(name: str, raw, path: Path, base: Path, family: tuple[str, str] = (""
                       batch=sp.get("batch", int, 1), atol=float(sp.get("atol", (int, float), 0.0)),
                       justification=sp.get("justification", str, ""), simplify=sp.get("simplify", bool, True),
                       reshape=sp.get("reshape", bool, False))
+    from hailo_qa.options import MAX_BATCH
+
+    if not 1 <= split.batch <= MAX_BATCH:
+        raise sp._err("batch", f"is {split.batch}", note=f"expected a batch size from 1 to {MAX_BATCH}")
+    for key in ("cut", "end_nodes"):
+        if key in sp.table and not getattr(split, key):
+            raise sp._err(key, "is an empty list", note="expected tensor (cut) or node (end_nodes) names",
+                          hint=f"remove {key}, or name at least one")
     sp.done()
     if split.mode == "explicit" and not (split.cut or split.end_nodes):
         raise ManifestError(f"{path}: {where}.split is explicit but names no cut tensors or end nodes",

@@ -35,18 +35,36 @@ def positive_int(value: str) -> int:
     return _int_at_least(value, 1, "a positive integer, e.g. 64")
 
 
-def calib_size(value: str) -> int:
-    """A calibration set size: an integer in 1..MAX_CALIB_SIZE."""
-    n = _int_at_least(value, 1, f"a number of samples from 1 to {MAX_CALIB_SIZE}, e.g. 64")
-    if n > MAX_CALIB_SIZE:
-        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected a number of samples from 1 to "
-                                         f"{MAX_CALIB_SIZE}, e.g. 64")
+def _int_between(value: str, low: int, high: int, expected: str) -> int:
+    n = _int_at_least(value, low, expected)
+    if n > high:
+        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected {expected}")
     return n
 
 
+def calib_size(value: str) -> int:
+    """A calibration set size: an integer in 1..MAX_CALIB_SIZE."""
+    return _int_between(value, 1, MAX_CALIB_SIZE, f"a number of samples from 1 to {MAX_CALIB_SIZE}, e.g. 64")
+
+
+def eval_count(value: str) -> int:
+    """How many held-out evaluation inputs: an integer in 1..MAX_CALIB_SIZE (10**8 is a typo that would allocate
+    10**8 inputs before the first is used)."""
+    return _int_between(value, 1, MAX_CALIB_SIZE, f"a number of inputs from 1 to {MAX_CALIB_SIZE}, e.g. 4")
+
+
 def non_negative_int(value: str) -> int:
-    """An integer >= 0 (seeds)."""
+    """An integer >= 0 (row limits)."""
     return _int_at_least(value, 0, "a non-negative integer")
+
+
+MAX_SEED = 2**32 - 1
+"""Largest seed accepted (NumPy's legacy seeding and ONNX Runtime take 32-bit seeds)."""
+
+
+def seed(value: str) -> int:
+    """A random seed: an integer in 0..MAX_SEED."""
+    return _int_between(value, 0, MAX_SEED, f"a seed from 0 to {MAX_SEED}")
 
 
 def sizes_or_none(text: str) -> tuple[int, ...] | None:
@@ -99,6 +117,20 @@ def input_shape(value: str) -> tuple[str, list[int]]:
         raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}{why}. Expected NAME=d0,d1,... e.g. "
                                          f"x=1,3,48,320")
     return name.strip(), shape
+
+
+def shape_map(pairs: list[tuple[str, list[int]]], option: str = "--shape") -> dict[str, list[int]] | None:
+    """The ``--shape`` values as ``{input: dims}`` (None when none); an input given twice is a QAError (the second
+    would silently win)."""
+    out: dict[str, list[int]] = {}
+    for name, dims in pairs:
+        if name in out:
+            from hailo_qa.errors import QAError
+
+            raise QAError(f"{option} is given twice for input '{name}' ({out[name]} and {dims})",
+                          note="expected one shape per input", hint=f"keep one {option} {name}=...")
+        out[name] = dims
+    return out or None
 
 
 def verify_count(value: str) -> int:

@@ -12,6 +12,8 @@ Kinds: ``option`` (command-line values: batch, shape, limits, counts), ``graph``
 """
 from __future__ import annotations
 
+import io
+import sqlite3
 import struct
 import zlib
 from dataclasses import dataclass
@@ -63,9 +65,10 @@ INT_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "--verify": (("split",), ("-1", "1001", "1e9", "abc", "")),
     "--size": (("calib",), ("0", "-1", "100000000", "65537", "abc", "")),
     "--calib-size": (("emulate", "validate"), ("0", "-5", "100000000", "abc")),
-    "--seed": (("calib", "emulate", "sweep-calib"), ("-1", "abc")),
-    "--n-eval": (("emulate", "sweep-calib"), ("0", "-1", "abc")),
-    "--knee-tol": (("sweep-calib",), ("-0.5", "nan", "abc")),
+    "--seed": (("calib", "emulate", "sweep-calib"), ("-1", "abc", "4294967296", "18446744073709551616")),
+    "--n-eval": (("emulate", "sweep-calib"), ("0", "-1", "abc", "100000000", "65537")),
+    "--knee-tol": (("sweep-calib",), ("-0.5", "nan", "abc", "inf")),
+    "--suggest-int16": (("emulate",), ("0", "-1", "x")),
 }
 
 
@@ -97,6 +100,23 @@ def _option_cases() -> list[Case]:
              "error: argument --config: invalid choice: 'int4'"),
         Case("option", "lint without a model", ("lint",), "error: the following arguments are required: model"),
         Case("option", "split without --out", ("split", MODEL), "error: the following arguments are required: --out"),
+        Case("option", "lint --shape twice for one input", (*COMMANDS["lint"], "--shape", "images=1,3,8,8", "--shape",
+                                                            "images=2,3,8,8"),
+             "error: --shape is given twice for input 'images' ([1, 3, 8, 8] and [2, 3, 8, 8])"),
+        Case("option", "split --shape twice for one input", (*COMMANDS["split"], "--shape", "images=1,3,8,8",
+                                                             "--shape", "images=1,3,8,8"),
+             "error: --shape is given twice for input 'images'"),
+        Case("option", "validate --models m,m", (*COMMANDS["validate"], "--models", "m,m"),
+             "error: --models 'm,m' names 'm' more than once"),
+        Case("option", "sweep-calib --sizes 65537", (*COMMANDS["sweep-calib"], "--sizes", "65537"),
+             "error: calibration sizes '65537' are not a list of positive integers"),
+        Case("option", "checklist --calib-size 0", ("checklist", "m", "--manifest", MANIFEST, "--calib-size", "0"),
+             "error: --calib-size 0 is not positive"),
+        Case("option", "checklist --md is a folder", ("checklist", "m", "--manifest", MANIFEST, "--md", "{ws}/adir"),
+             "error: --md '{ws}/adir' is a folder"),
+        Case("option", "checklist --md under a file", ("checklist", "m", "--manifest", MANIFEST, "--md",
+                                                       "{ws}/afile/c.md"),
+             "error: --md's folder '{ws}/afile' is not a folder: '{ws}/afile' is a file"),
     ]
     return out
 
@@ -125,6 +145,8 @@ def _graph_cases() -> list[Case]:
              "error: end node 'images' does not exist"),
         Case("graph", "--input unknown (split)", (*split, "--input", "zz"), "error: 'zz' is not an input of"),
         Case("graph", "--input unknown (lint)", (*lint, "--input", "zz"), "error: 'zz' is not an input of"),
+        Case("graph", "--cut at a graph output leaves rejected ops on the device", (*split, "--cut", "vals"),
+             "error: the explicit Stage 1 holds 2 node(s) the Hailo-8 rules reject"),
     ]
     files = {"missing": ("{ws}/missing.onnx", "error: ONNX model '{ws}/missing.onnx' does not exist"),
              "a folder": ("{ws}/adir", "error: '{ws}/adir' is a directory, not an ONNX file"),
@@ -307,6 +329,55 @@ MANIFESTS: dict[str, tuple[str, str]] = {
     "another team's layout": ('[[model]]\nname = "resnet"\npath = "resnet.onnx"\n', "unknown key 'model'"),
     "split atol without reason": (_manifest_text(model="[models.m.split]\natol = 0.001"),
                                   "models.m.split.atol = 0.001 has no written justification"),
+    # tried again (issue #15's second pass): each was accepted silently or failed late before
+    "sizes a bool": (_manifest_text(calib="sizes = [true]"), "models.m.calibration.sizes is [True]"),
+    "max_samples a bool": (_manifest_text(calib="max_samples = true"),
+                           "models.m.calibration.max_samples has the wrong type (bool True)"),
+    "shape holds a bool": (_manifest_text(inputs='name = "images"\nshape = [1, true, 8, 8]\n'),
+                           "models.m.inputs[0].shape is [1, True, 8, 8]"),
+    "shape of 3e10 elements": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 100000, 100000]\n'),
+                               "models.m.inputs[0].shape is [1, 3, 100000, 100000]: 30,000,000,000 elements is more "
+                               "than 268,435,456"),
+    "inputs empty": (_manifest_text().replace(f"[[models.m.inputs]]\n{GOOD_INPUT}", "inputs = []\n"),
+                     "models.m declares no inputs"),
+    "file is a folder": (_manifest_text().replace('file = "static.onnx"', 'file = "adir"'),
+                         "models.m.file names a folder 'adir'"),
+    "samples a string": (_manifest_text().replace('samples = ["samples/*.npy"]', 'samples = "samples/*.npy"'),
+                         "models.m.samples has the wrong type (str 'samples/*.npy')"),
+    "thresholds a list": (_manifest_text(model="thresholds = [1, 2]"),
+                          "models.m.thresholds has the wrong type (list [1, 2])"),
+    "max_hef_mb negative": (_manifest_text(thresholds="[models.m.thresholds.hailo8]\nmax_hef_mb = -1\n"),
+                            "models.m.thresholds.hailo8.max_hef_mb is -1"),
+    "min_cosine above 1": (_manifest_text(thresholds="[models.m.thresholds.emulator]\nmin_cosine = 2.0\n"),
+                           "models.m.thresholds.emulator.min_cosine is 2.0"),
+    "min_top1 above 1": (_manifest_text(thresholds="[models.m.thresholds.emulator.int8]\nmin_top1 = 93\n"),
+                         "models.m.thresholds.emulator.int8.min_top1 is 93"),
+    "range equal bounds": (_manifest_text(inputs='name = "images"\nshape = [1, 3, 8, 8]\nrange = [1.0, 1.0]\n'),
+                           "models.m.inputs[0].range is [1.0, 1.0]"),
+    "preprocess mean of 2": (_manifest_text(inputs=GOOD_INPUT + 'preprocess = { mean = [0, 0], std = [1, 1, 1] }\n'),
+                             "models.m.inputs[0].preprocess.mean is [0, 0]"),
+    "preprocess std zero": (_manifest_text(inputs=GOOD_INPUT + 'preprocess = { std = [0, 1, 1] }\n'),
+                            "models.m.inputs[0].preprocess.std is [0.0, 1.0, 1.0]"),
+    "variant precision int4": (_manifest_text() + '\n[[models.m.variants]]\nprecision = "int4"\n',
+                               "models.m.variants[0].precision is 'int4'"),
+    "variant calib_size 0": (_manifest_text() + '\n[[models.m.variants]]\nprecision = "int8"\ncalib_size = 0\n',
+                             "models.m.variants[0].calib_size is 0"),
+    "variant int16_layers a string": (_manifest_text() + '\n[[models.m.variants]]\nprecision = "int16_selective"\n'
+                                      'int16_layers = "conv"\n',
+                                      "models.m.variants[0].int16_layers has the wrong type (str 'conv')"),
+    "deploy data missing": (_manifest_text() + '\n[models.m.deploy]\ndata = "nope.npz"\n',
+                            "models.m.deploy.data names a missing file 'nope.npz'"),
+    "host_step even levels": (_manifest_text() + '\n[models.m.host_step]\nop = "fsq"\nlevels = [4, 4]\n',
+                              "models.m.host_step.levels is [4, 4]"),
+    "split batch 0": (_manifest_text(model="[models.m.split]\nbatch = 0"), "models.m.split.batch is 0"),
+    "split cut empty": (_manifest_text(model="[models.m.split]\ncut = []"), "models.m.split.cut is an empty list"),
+    "model name empty": (_manifest_text().replace("[models.m]", '[models.""]').replace("models.m.", 'models."".'),
+                         "model name '' cannot be used"),
+    "task a number": (_manifest_text(model="task = 3"), "models.m.task has the wrong type (int 3)"),
+    "family without members": ('[models.f]\ntask = "generic"\n[models.f.family]\nmembers = []\n'
+                               'pattern = "{member}.onnx"\n', "models.f.family names no members"),
+    "family pattern without {member}": ('[models.f]\n[models.f.family]\nmembers = ["a"]\npattern = "static.onnx"\n',
+                                        "models.f.family.pattern = 'static.onnx' has no {member} placeholder"),
 }
 MANIFEST_FILES = {  # whole-file problems: name -> (path, first line)
     "a folder": ("{ws}/adir", "error: manifest '{ws}/adir' is a folder"),
@@ -320,7 +391,7 @@ MANIFEST_FILES = {  # whole-file problems: name -> (path, first line)
 def _manifest_cases() -> list[Case]:
     out = []
     for name, (_, line) in MANIFESTS.items():
-        path = "{ws}/man_" + name.replace(" ", "_").replace("'", "").replace("*", "") + ".toml"
+        path = "{ws}/" + manifest_path(name)
         for cmd in ("calib", "validate"):
             argv = ("calib", "m", "--manifest", path) if cmd == "calib" else ("validate", "--manifest", path,
                                                                              "--history", "off")
@@ -331,7 +402,7 @@ def _manifest_cases() -> list[Case]:
 
 
 def manifest_path(name: str) -> str:
-    return "man_" + name.replace(" ", "_").replace("'", "").replace("*", "") + ".toml"
+    return "man_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name) + ".toml"
 
 
 # ---------------------------------------------------------------------------------------- samples and calibration
@@ -344,6 +415,21 @@ SAMPLES = {  # file name -> first line when it is the calibration source's only 
     "nan.npy": "error: m | calib | 1 of 1 calibration samples hold NaN/Inf: nan.npy (1 NaN, 0 Inf)",
     "bomb.png": "error: image '{ws}/cal_bomb.png/bomb.png' is too large to decode",
     "garbage.png": "error: '{ws}/cal_garbage.png/garbage.png' could not be read as an image",
+    # tried again (issue #15's second pass)
+    "small.npy": "error: m | calib | 1 of 1 calibration source(s) have a shape that does not fit input 'images' "
+                 "(C,H,W = 3,8,8): small.npy (1, 3, 4, 4)",
+    "object.npy": "error: m | calib | '{ws}/cal_object.npy/object.npy' is not a readable .npy file",
+    "int8.npy": "error: m | calib | 1 calibration sample(s) have the wrong dtype: int8.npy (int8)",
+    "float64.npy": "error: m | calib | 1 calibration sample(s) have the wrong dtype: float64.npy (float64)",
+    "scalar.npy": "error: m | calib | 1 of 1 calibration source(s) have a shape that does not fit input 'images' "
+                  "(C,H,W = 3,8,8): scalar.npy ()",
+    "no-rows.npy": "error: m | calib | 1 of 1 calibration source(s) have a shape that does not fit input 'images' "
+                   "(C,H,W = 3,8,8): no-rows.npy (0, 3, 8, 8)",
+    "inf.npy": "error: m | calib | 1 of 1 calibration samples hold NaN/Inf: inf.npy (0 NaN, 1 Inf)",
+    "1e30.npy": "error: m | calib | calibration data looks like raw 0-255 pixels: values lie in [1e+30, 1e+30]",
+    "empty.jpg": "error: '{ws}/cal_empty.jpg/empty.jpg' could not be read as an image",
+    "dangling.npy": "error: m | calib | calibration source '{ws}/cal_dangling.npy' ({ws}/cal_dangling.npy) holds no "
+                    ".npy/.npz/image file",
 }
 
 
@@ -380,6 +466,40 @@ def _hef_cases() -> list[Case]:
     ]
 
 
+# ------------------------------------------------------------------------------------------------------------ history
+def _history_cases() -> list[Case]:
+    v = ("validate", "--manifest", MANIFEST, "--history")
+    hist = "{ws}/hist.sqlite"
+    foreign = "error: '{ws}/foreign.sqlite' is an SQLite database of another application (tables: users)"
+    return [
+        Case("history", "validate --history a folder (before the work)", (*v, "{ws}/adir"),
+             "error: history '{ws}/adir' is not a file"),
+        Case("history", "validate --history not SQLite (before the work)", (*v, "{ws}/garbage.bin"),
+             "error: history '{ws}/garbage.bin' is not an SQLite database"),
+        Case("history", "validate --history another application's", (*v, "{ws}/foreign.sqlite"), foreign),
+        Case("history", "report --history another application's", ("report", "--history", "{ws}/foreign.sqlite",
+                                                                     "--out", "{ws}/rep-f"), foreign),
+        Case("history", "push --to another application's", ("history", "push", "--history", hist, "--to",
+                                                            "{ws}/foreign.sqlite"), foreign),
+        Case("history", "report --run unknown", ("report", "--history", hist, "--run", "nope", "--out", "{ws}/rep-r",
+                                                 "--quiet"),
+             "error: run 'nope' has no rows in history '{ws}/hist.sqlite'"),
+        Case("history", "baseline accept --run unknown", ("baseline", "accept", "--run", "nope", "--history", hist),
+             "error: run 'nope' has no rows in history '{ws}/hist.sqlite'"),
+        Case("history", "push --to an ftp URL", ("history", "push", "--history", hist, "--to", "ftp://x/y"),
+             "error: history URL 'ftp://x/y' names backend 'ftp'"),
+        Case("history", "report --history URL with a bad port (password hidden)",
+             ("report", "--history", "postgresql://u:secret@127.0.0.1:notaport/db", "--out", "{ws}/rep-u"),
+             "error: history URL 'postgresql://u:***@127.0.0.1:notaport/db' cannot be parsed"),
+        Case("history", "merge a history into itself", ("history", "merge", hist, "--into", hist),
+             "error: history merge: '{ws}/hist.sqlite' would be copied into itself"),
+        Case("history", "baseline show on an empty file", ("baseline", "show", "--history", "{ws}/empty.bin"),
+             "error: history '{ws}/empty.bin' is empty (0 bytes)"),
+        Case("history", "pull --from a missing file", ("history", "pull", "--from", "{ws}/nope.sqlite"),
+             "error: history '{ws}/nope.sqlite' does not exist"),
+    ]
+
+
 def _toolchain_cases() -> list[Case]:
     line = "error: --backend dfc asks for the Hailo Dataflow Compiler emulator, but hailo_sdk_client is not importable"
     return [Case("toolchain", f"{cmd} --backend dfc without the DFC",
@@ -389,7 +509,7 @@ def _toolchain_cases() -> list[Case]:
 
 CASES: list[Case] = (_option_cases() + _graph_cases() + _rules_cases() + _out_cases() + _state_cases()
                      + _manifest_cases()
-                     + _sample_cases() + _hef_cases() + _toolchain_cases())
+                     + _sample_cases() + _history_cases() + _hef_cases() + _toolchain_cases())
 
 
 # -------------------------------------------------------------------------------------------------------- workspace
@@ -441,12 +561,30 @@ def build_workspace(ws: Path) -> None:
            "bomb.png": _png_header(30000, 30000), "garbage.png": b"\x89PNG\r\n\x1a\nnot really"}
     nan = good.copy()
     nan[0, 0, 0, 0] = np.nan
-    np.save(ws / "nan.npy", nan)
-    bad["nan.npy"] = (ws / "nan.npy").read_bytes()
+    inf = good.copy()
+    inf[0, 1, 2, 3] = np.inf
+    arrays = {"nan.npy": nan, "inf.npy": inf, "small.npy": np.zeros((1, 3, 4, 4), np.float32),
+              "object.npy": np.array([{"a": 1}], dtype=object), "int8.npy": good.astype(np.int8),
+              "float64.npy": good.astype(np.float64), "scalar.npy": np.float32(1.0),
+              "no-rows.npy": np.zeros((0, 3, 8, 8), np.float32), "1e30.npy": np.full_like(good, 1e30)}
+    for name, arr in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=True)
+        bad[name] = buf.getvalue()
+    bad["empty.jpg"] = b""
     for name, data in bad.items():
         d = ws / f"cal_{name}"
         d.mkdir()
         (d / name).write_bytes(data)
+    (ws / "cal_dangling.npy").mkdir()
+    (ws / "cal_dangling.npy" / "dangling.npy").symlink_to(ws / "gone.npy")
+    from hailo_qa.store.history import History, make_row
+
+    with History(ws / "hist.sqlite") as h:
+        h.record(make_row(run_id="r1", model="m", metric="snr_db", value=30.0, target="emulator", git="",
+                          toolchain={}))
+    with sqlite3.connect(ws / "foreign.sqlite") as c:
+        c.execute("CREATE TABLE users (name TEXT)")
 
 
 @pytest.fixture(scope="module")
@@ -469,7 +607,7 @@ def test_the_corpus_is_large_and_covers_every_kind():
     kinds = {c.kind for c in CASES}
     assert len(CASES) >= 150, len(CASES)
     assert kinds >= {"option", "graph", "model-file", "rules", "out", "state", "manifest", "samples", "calibration",
-                     "hef", "toolchain"}
+                     "history", "hef", "toolchain"}
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)), "duplicate case ids"
 

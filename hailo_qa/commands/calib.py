@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from hailo_qa.options import calib_size, non_negative_int
+from hailo_qa.options import calib_size, seed
 
 HELP = "build and validate a model's calibration set; print count, shape, per-channel stats, real vs augmented"
 
@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", metavar="PATH", default=None, help="model manifest. Default: fixtures/models.toml")
     p.add_argument("--size", metavar="N", type=calib_size, default=None,
                    help="number of samples. Default: the first of the manifest's calibration.sizes")
-    p.add_argument("--seed", metavar="S", type=non_negative_int, default=None,
+    p.add_argument("--seed", metavar="S", type=seed, default=None,
                    help="sampling/augmentation seed. Default: the manifest's calibration.seed")
     p.add_argument("--source", metavar="PATH", default=None,
                    help="calibration source (npy folder, image folder/glob, .npz). Default: the manifest's")

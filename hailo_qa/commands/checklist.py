@@ -41,6 +41,14 @@ def run(args) -> int:
     from hailo_qa.jobs.checklist import TARGETS, record, run_checklist
     from hailo_qa.manifest import load_manifest
 
+    if args.md:  # a bad --md fails now, not after the whole checklist has run
+        from hailo_qa.errors import InputFileError
+        from hailo_qa.fsutil import check_out_dir
+
+        if Path(args.md).is_dir():
+            raise InputFileError(f"--md '{args.md}' is a folder", note="expected a Markdown file path",
+                                 hint="name a file, e.g. --md checklist.md")
+        check_out_dir(Path(args.md).parent, "--md's folder")
     spec = load_manifest(args.manifest).get(args.model)
     if args.calib_size is not None and args.calib_size < 1:
         raise ManifestError(f"--calib-size {args.calib_size} is not positive", note="expected e.g. 64")

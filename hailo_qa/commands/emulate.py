@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from hailo_qa.options import calib_size, non_negative_int, positive_int
+from hailo_qa.options import calib_size, eval_count, positive_int, seed
 
 HELP = ("quantize a model's Stage 1 on an emulator (DFC or the built-in ORT approximation); print float-vs-quantized "
         "metrics")
@@ -20,9 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="calibration samples. Default: the first of the manifest's calibration.sizes")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto (DFC if installed, else ort), ort (hailo-qa's approximation) or dfc (Hailo's)")
-    p.add_argument("--n-eval", metavar="N", type=positive_int, default=4,
+    p.add_argument("--n-eval", metavar="N", type=eval_count, default=4,
                    help="held-out evaluation inputs (see hailo_qa.quant.evaluation; default 4)")
-    p.add_argument("--seed", metavar="S", type=non_negative_int, default=0,
+    p.add_argument("--seed", metavar="S", type=seed, default=0,
                    help="seed of random evaluation feeds, for models without samples (default 0)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
                    help="cache folder for splits and quantized models. Default: $HAILO_QA_STATE_DIR/work")

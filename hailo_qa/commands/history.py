@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "copy runs between histories: push a local file to a server, pull a server or file into a local file, merge"
 
@@ -63,12 +64,16 @@ def _copy(src: str, dst: str, runs) -> None:
 def run(args: argparse.Namespace) -> int:
     from hailo_qa import config
 
+    from hailo_qa.store.history import HistoryError, display
+
     local = args.history if getattr(args, "history", None) else config.HISTORY
-    if args.action == "push":
-        _copy(local, args.to, args.run)
-    elif args.action == "pull":
-        _copy(args.source, local, args.run)
-    else:
-        for src in args.sources:
-            _copy(src, args.into, args.run)
+    pairs = {"push": lambda: [(local, args.to)], "pull": lambda: [(args.source, local)],
+             "merge": lambda: [(src, args.into) for src in args.sources]}[args.action]()
+    for src, dst in pairs:  # all checked before anything is copied
+        if str(src) == str(dst) or ("://" not in str(src) + str(dst) and Path(src).resolve() == Path(dst).resolve()):
+            raise HistoryError(f"history {args.action}: '{display(src)}' would be copied into itself",
+                               note="expected two different histories (copying a history into itself adds nothing)",
+                               hint="check --history / --to / --from / --into")
+    for src, dst in pairs:
+        _copy(src, dst, args.run)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 HELP = "report which ONNX nodes Hailo-8 rejects, why, and the workaround (rules approximate the DFC parser)"
 
 
-from hailo_qa.options import batch_size, non_negative_int  # noqa: E402
+from hailo_qa.options import batch_size, non_negative_int, shape_map  # noqa: E402
 from hailo_qa.options import input_shape as parse_shape  # noqa: E402  (NAME=1,3,48,320, bounded)
 
 
@@ -28,7 +28,7 @@ def run(args) -> int:
 
     from hailo_qa.graph.lint import lint_onnx
 
-    report = lint_onnx(args.model, batch=args.batch, shapes=dict(args.shape) or None, image_inputs=args.inputs,
+    report = lint_onnx(args.model, batch=args.batch, shapes=shape_map(args.shape), image_inputs=args.inputs,
                        simplify=not args.no_simplify, reshape=args.reshape,
                        use_dfc=False if args.no_dfc else None, rules_path=args.rules)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render(limit=args.limit))

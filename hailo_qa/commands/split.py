@@ -6,7 +6,7 @@ HELP = "split a model into a device Stage 1 and a host Stage 2 (stage1.onnx, sta
 
 
 from hailo_qa.commands.lint import parse_shape  # noqa: E402,F401  (shared option parser)
-from hailo_qa.options import batch_size, verify_count  # noqa: E402
+from hailo_qa.options import batch_size, shape_map, verify_count  # noqa: E402
 
 
 def _names(value: str) -> list[str]:
@@ -76,7 +76,7 @@ def run(args) -> int:
 
     check_out_dir(args.out, "--out")  # a file or a read-only folder fails before the work, not after
     result = stages_from_onnx(args.model, cut=args.cut, end_nodes=args.end_nodes, batch=args.batch,
-                              shapes=dict(args.shape) or None, reshape=args.reshape,
+                              shapes=shape_map(args.shape), reshape=args.reshape,
                               image_inputs=args.inputs, allow_rejected=args.allow_rejected,
                               use_dfc=not args.no_dfc and toolchain.dfc().found, simplify=not args.no_simplify)
     if args.verify:
@@ -87,11 +87,10 @@ def run(args) -> int:
             raise err
         result = dataclasses.replace(result, report={**result.report, "proof": proof.to_dict()})
     if result.report.get("candidates") and not args.no_int8_error:
-        from hailo_qa import config
+        from hailo_qa.fsutil import state_subdir
         from hailo_qa.quant.cut_error import fill_candidate_errors
 
-        work = args.work_dir or (config.STATE_DIR / "work")
-        check_out_dir(work, "--work-dir")
+        work = check_out_dir(args.work_dir, "--work-dir") if args.work_dir else state_subdir("work", "--work-dir")
         fill_candidate_errors(result, work_dir=work, value_range=args.int8_range)
     result = write_stages(result, args.out)
     print(render_report(result.report))

@@ -18,13 +18,14 @@ def _tolerance(value: str) -> float:
         x = float(value)
     except ValueError:
         x = -1.0
-    if not x >= 0:
-        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected a number of dB >= 0, e.g. 0.5")
+    if not 0 <= x < float("inf"):  # NaN and inf too: an infinite tolerance makes every size the knee
+        raise argparse.ArgumentTypeError(f"Could not parse value: {value!r}. Expected a finite number of dB >= 0, "
+                                         "e.g. 0.5")
     return x
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from hailo_qa.options import non_negative_int, positive_int
+    from hailo_qa.options import eval_count, seed
     from hailo_qa.quant.emulator import BACKENDS
     from hailo_qa.quant.evaluation import DEFAULT_KNEE_TOL_DB
 
@@ -41,9 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--knee-tol", metavar="DB", type=_tolerance, default=DEFAULT_KNEE_TOL_DB,
                    help=f"knee = smallest size whose SNR is within this many dB of the best (default "
                         f"{DEFAULT_KNEE_TOL_DB})")
-    p.add_argument("--n-eval", metavar="N", type=positive_int, default=4,
+    p.add_argument("--n-eval", metavar="N", type=eval_count, default=4,
                    help="evaluation inputs at least: held-out manifest samples, then random in-range feeds (default 4)")
-    p.add_argument("--seed", metavar="S", type=non_negative_int, default=0, help="seed of the random evaluation feeds (default 0)")
+    p.add_argument("--seed", metavar="S", type=seed, default=0, help="seed of the random evaluation feeds (default 0)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
                    help="cache folder for splits and quantized models. Default: $HAILO_QA_STATE_DIR/work")
 

@@ -51,6 +51,11 @@ def run(args) -> int:
         if not names:
             raise ManifestError(f"--models {args.models!r} names no model", note="expected comma-separated manifest "
                                 f"model names, e.g. {','.join(manifest.names()[:2])}", hint="or omit --models for all")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ManifestError(f"--models {args.models!r} names {', '.join(repr(n) for n in twice)} more than once",
+                                note="expected each model once (it would be validated and recorded twice)",
+                                hint="drop the repeated name")
         specs = [manifest.get(n) for n in names]
     if args.calib_size is not None and args.calib_size < 1:
         raise ManifestError(f"--calib-size {args.calib_size} is not positive", note="expected e.g. 16")
@@ -61,6 +66,12 @@ def run(args) -> int:
                    state_subdir("validate", "--summary-dir"))
     if args.history != "off" and not args.history and config.HISTORY_DB.parent == config.STATE_DIR:
         state_subdir("", "--history PATH (or --history off)")  # the history file's folder, before the work
+    if args.history != "off" and "://" not in str(args.history or config.HISTORY):
+        from hailo_qa.store.history import History
+
+        # a history file that cannot be used (a folder, another application's database, corrupt) fails now, not
+        # after every model has run; a server stays for the end (its rows are kept locally if it is down then)
+        History(args.history or config.HISTORY, spill=None).close()
     # with --json, stdout carries one JSON document and nothing else: everything else goes to stderr
     out = sys.stdout
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():

@@ -265,15 +265,15 @@ def display(target: str | Path) -> str:
         return t
     try:
         return sa.make_url(t).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", t)
 
 
 def _engine_url(target: str) -> sa.URL:
     try:
         url = sa.make_url(target)
-    except sa.exc.ArgumentError as err:
-        raise HistoryError(f"history URL '{target}' cannot be parsed: {err}",
+    except (sa.exc.ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
+        raise HistoryError(f"history URL '{display(target)}' cannot be parsed: {err}",
                            note="expected postgresql://user:password@host[:port]/database or an SQLite file path",
                            hint="check the URL given to --hqa-history / --history / HAILO_QA_HISTORY") from None
     if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
@@ -383,6 +383,9 @@ class History:
                 raise HistoryError(f"history '{p}' is not an SQLite database (header {head[:15]!r})",
                                    note="expected the SQLite file written by hailo-qa", hint=hint)
             self._refuse_foreign_sqlite()
+        elif self.readonly and p.is_file():
+            raise HistoryError(f"history '{p}' is empty (0 bytes)", note="expected the SQLite file a pytest run "
+                               "with the hailo_qa plugin writes", hint="run the tests first, or pass --history PATH")
         elif self.readonly:
             raise HistoryError(f"history '{p}' does not exist", note="expected the SQLite file a pytest run "
                                "with the hailo_qa plugin writes", hint="run the tests first, or pass --history PATH")
