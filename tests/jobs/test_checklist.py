@@ -295,12 +295,9 @@ def test_oversized_hef_fails_the_hef_gate(tmp_path):
     assert items["hef_mb"].status == "fail" and items["hef_mb"].number > 0.5
 
 
-@pytest.mark.parametrize("delay_s,failing", [(0.0, set()), (0.03, {"max_core_p95_ms"}),
-                                             (0.11, {"max_core_p95_ms", "max_p95_ms"})])
-def test_slow_device_fails_the_latency_gates(tmp_path, monkeypatch, delay_s, failing):
-    """The checklist's Hailo-8 latency lines on the HailoRT contract fake running the FSQ Stage 1 (float, as a stand-in
-    network) under the seed's gates: a device that takes 30 ms fails core ≤ 15 ms; 110 ms fails end to end ≤ 100 ms
-    too. The rows are the fake's (hailort@…+fake), never presented as a Hailo-8's."""
+def _fake_fsq_device(monkeypatch, tmp_path, delay_s: float = 0.0, **kw):
+    """The HailoRT contract fake serving the registered Hailo-8 HEF file with the FSQ Stage 1 (float ONNX on ORT) as
+    its stand-in network, ``delay_s`` per frame; returns (spec with that HEF, split, the stand-in runner to close)."""
     import time
 
     from hailo_qa.graph.split import split_for_model
@@ -310,8 +307,7 @@ def test_slow_device_fails_the_latency_gates(tmp_path, monkeypatch, delay_s, fai
     hef = config.SHARED_DIR / "hef" / "arcface_mobilefacenet_hailo8_fmt1.hef"  # a real Hailo-8 HEF file to read
     if not hef.is_file():
         pytest.skip(f"shared HEF {hef} is not present")
-    spec = dataclasses.replace(_spec(tmp_path, extra="[models.collar_behaviour.thresholds.hailo8]\nmax_p95_ms = 100.0"
-                                                      "\nmax_core_p95_ms = 15.0"), hef=hef)
+    spec = dataclasses.replace(_spec(tmp_path, **kw), hef=hef)
     split = split_for_model(spec, tmp_path / "w")
     _, state = install_fake_hailort(monkeypatch)
     from hailo_platform import _fake
@@ -321,12 +317,24 @@ def test_slow_device_fails_the_latency_gates(tmp_path, monkeypatch, delay_s, fai
 
     def compute(feeds):  # NHWC (2, 100, 9) on the device side -> the 8-wide FSQ projection
         x = np.ascontiguousarray(next(iter(feeds.values())).reshape(1, 2, 100, 9).transpose(0, 3, 1, 2))
-        time.sleep(delay_s)
+        if delay_s:
+            time.sleep(delay_s)
         return {"fsq/bounded": next(iter(s1.infer({"imu": x.astype(np.float32)}).values()))}
 
     state.hefs[str(hef)] = _fake.FakeNet([_fake.FakeStream("imu", (2, 100, 9))],
                                          [_fake.FakeStream("fsq/bounded", (8,), 0.02, 128.0)], "fsq",
                                          compute=compute)
+    return spec, split, s1
+
+
+@pytest.mark.parametrize("delay_s,failing", [(0.0, set()), (0.03, {"max_core_p95_ms"}),
+                                             (0.11, {"max_core_p95_ms", "max_p95_ms"})])
+def test_slow_device_fails_the_latency_gates(tmp_path, monkeypatch, delay_s, failing):
+    """The checklist's Hailo-8 latency lines on the HailoRT contract fake running the FSQ Stage 1 (float, as a stand-in
+    network) under the seed's gates: a device that takes 30 ms fails core ≤ 15 ms; 110 ms fails end to end ≤ 100 ms
+    too. The rows are the fake's (hailort@…+fake), never presented as a Hailo-8's."""
+    spec, split, s1 = _fake_fsq_device(monkeypatch, tmp_path, delay_s, extra="[models.collar_behaviour.thresholds"
+                                       ".hailo8]\nmax_p95_ms = 100.0\nmax_core_p95_ms = 15.0")
     try:
         items = {i.key: i for i in hailo8_items(spec, work_dir=tmp_path / "w", split=split, latency_iterations=8,
                                                 latency_warmup=1)}
@@ -336,6 +344,23 @@ def test_slow_device_fails_the_latency_gates(tmp_path, monkeypatch, delay_s, fai
     assert got == failing, {k: (items[k].status, items[k].value) for k in ("max_p95_ms", "max_core_p95_ms")}
     assert all(items[k].status in ("pass", "fail") and items[k].number is not None
                for k in ("max_p95_ms", "max_core_p95_ms"))
+
+
+def test_accuracy_ece_coverage_on_the_hailo8_target_run_through_the_device_stage(tmp_path, monkeypatch):
+    """The hailo8 target end to end on the contract fake: NCHW IMU windows go to the device channels-last, its 8-wide
+    output (uint8 on the device grid) goes through the host FSQ step and the head; the figures are the fake's."""
+    sub = tmp_path / "labelled400.npz"
+    with np.load(LABELLED) as z:
+        np.savez(sub, x=z["x"][:400], y=z["y"][:400])
+    spec, split, s1 = _fake_fsq_device(monkeypatch, tmp_path, data=sub)
+    try:
+        x, y = load_labelled(spec)
+        dev = target_report(spec, "hailo8", x, y, work_dir=tmp_path / "w", split=split)
+    finally:
+        s1.deactivate()
+    flt = target_report(spec, "float", x, y, work_dir=tmp_path / "w")
+    assert dev.backend.startswith("hailort@") and dev.backend.split(" ")[0].endswith("+fake"), dev.backend
+    assert dev.n_eval == flt.n_eval == 200 and abs(dev.accuracy - flt.accuracy) <= 0.02, (dev, flt)
 
 
 def test_bad_labelled_data(tmp_path):
