@@ -161,6 +161,7 @@ def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Ma
             if d.HasField("dim_value") and d.dim_value <= 0:
                 d.Clear()
     freeze(m)
+    _quiet_ort()
     OptimizationSettings.reset([*SKIPPED_PASSES, *extra.get("skip_optimizations", ())])
     skip_fusions = [k for k in DEFAULT_FUSION_PATTERNS if k.startswith("Fusion")]  # eliminations only
     fold = OptimizationSettings.constant_folding
@@ -180,6 +181,14 @@ def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Ma
         OptimizationSettings.reset()
     m.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
     return m
+
+
+def _quiet_ort() -> None:
+    """The folder's ONNX Runtime sessions take the default logger: keep its optimizer's warnings ("UnsqueezeElimination
+    cannot remove node ...", two dozen lines on DEIMv2) off the console; errors still print."""
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(3)
 
 
 def _foldable(model: onnx.ModelProto) -> bool:

@@ -121,3 +121,17 @@ def test_the_folder_keeps_every_node_onnxslim_slim_kept(path):
     ours = _slim(m, static, {})
     assert sorted((n.op_type, tuple(n.output)) for n in ours.graph.node) == \
            sorted((n.op_type, tuple(n.output)) for n in ref.graph.node)
+
+
+def test_the_folder_keeps_onnx_runtime_warnings_off_the_console(capfd):
+    """The folder's ORT sessions log through the default logger: DEIMv2's fold printed two dozen optimizer warnings
+    ("UnsqueezeElimination cannot remove node ...") into every lint, split and validate."""
+    deim = SHARED_DIR / "models" / "deimv2_hgnetv2_atto_coco.onnx"
+    if not deim.exists():
+        pytest.skip(f"{deim} is not present (../shared absent)")
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(2)  # ORT's default (warnings), as a fresh process has it
+    m = onnx.load(deim)
+    _slim(m, static_shapes(m), {})
+    assert "W:onnxruntime" not in capfd.readouterr().err
