@@ -28,8 +28,9 @@ Writes (inputs 1×3×128×128, weights seeded):
 - ``nanodet_like.onnx``: NanoDet-Plus-style head: per level depthwise-separable convs and one ``gfl_cls`` conv with
   ``nc + 4·(reg_max+1)`` channels, split, class sigmoid, concatenated, output ``output`` [1, N, nc+32], as
   ``nanodet``'s ``_forward_onnx`` exports;
-- ``detr_like.onnx``: DETR-style (conv backbone, one transformer decoder layer over 10 learned queries), outputs
-  ``pred_logits`` [1, 10, nc+1] and ``pred_boxes`` [1, 10, 4] (sigmoid) as DETR's export names them.
+- ``detr_like.onnx``: DETR-style (conv backbone, one encoder and one decoder layer as facebookresearch/detr lays
+  them out, 10 learned queries), outputs ``pred_logits`` [1, 10, nc+1] and ``pred_boxes`` [1, 10, 4] (sigmoid) as
+  DETR's export names them.
 """
 from __future__ import annotations
 
@@ -326,25 +327,88 @@ class NanoDetPlusLike(nn.Module):
         return self.head(lat)
 
 
+class DetrEncoderLayer(nn.Module):
+    """DETR's post-norm encoder layer: positions added to queries and keys, not values; sequence-first (HW, B, C)."""
+
+    def __init__(self, d: int, heads: int, ff: int) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, heads, dropout=0.0)
+        self.linear1, self.linear2 = nn.Linear(d, ff), nn.Linear(ff, d)
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+
+    def forward(self, src, pos):
+        q = k = src + pos
+        src = self.norm1(src + self.self_attn(q, k, value=src)[0])
+        return self.norm2(src + self.linear2(torch.relu(self.linear1(src))))
+
+
+class DetrDecoderLayer(nn.Module):
+    """DETR's post-norm decoder layer: query self-attention, cross-attention with the positions on the memory keys
+    only (``key=memory + pos, value=memory``), feed-forward; LayerNorm after each."""
+
+    def __init__(self, d: int, heads: int, ff: int) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, heads, dropout=0.0)
+        self.multihead_attn = nn.MultiheadAttention(d, heads, dropout=0.0)
+        self.linear1, self.linear2 = nn.Linear(d, ff), nn.Linear(ff, d)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+
+    def forward(self, tgt, memory, pos, query_pos):
+        q = k = tgt + query_pos
+        tgt = self.norm1(tgt + self.self_attn(q, k, value=tgt)[0])
+        tgt = self.norm2(tgt + self.multihead_attn(query=tgt + query_pos, key=memory + pos, value=memory)[0])
+        return self.norm3(tgt + self.linear2(torch.relu(self.linear1(tgt))))
+
+
+class DetrTransformer(nn.Module):
+    def __init__(self, d: int, heads: int = 2, ff: int = 64) -> None:
+        super().__init__()
+        self.encoder = nn.ModuleList([DetrEncoderLayer(d, heads, ff)])
+        self.decoder = nn.ModuleList([DetrDecoderLayer(d, heads, ff)])
+        self.decoder_norm = nn.LayerNorm(d)
+
+    def forward(self, src, pos, query_embed):
+        memory = src.flatten(2).permute(2, 0, 1)  # (HW, B, C)
+        for layer in self.encoder:
+            memory = layer(memory, pos)
+        query_pos = query_embed.unsqueeze(1)
+        tgt = torch.zeros_like(query_pos)
+        for layer in self.decoder:
+            tgt = layer(tgt, memory, pos, query_pos)
+        return self.decoder_norm(tgt).transpose(0, 1)  # (B, queries, C)
+
+
+class DetrMLP(nn.Module):
+    def __init__(self, d: int, out: int, n: int = 3) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(d, d if i < n - 1 else out) for i in range(n))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = torch.relu(layer(x)) if i < len(self.layers) - 1 else layer(x)
+        return x
+
+
 class DetrLike(nn.Module):
-    """DETR-style: conv backbone (stride 16), 1×1 projection, one transformer decoder layer over learned queries,
-    class logits (nc + 1, no-object) and sigmoid boxes, outputs ``pred_logits`` / ``pred_boxes`` as DETR exports."""
+    """DETR-style: conv backbone (stride 16), 1×1 projection, one encoder and one decoder layer laid out as
+    facebookresearch/detr's transformer (sequence-first, positions on queries/keys only, post-norm LayerNorms, a
+    final decoder norm) over learned queries; class logits (nc + 1, no-object) and sigmoid boxes from a 3-layer MLP,
+    outputs ``pred_logits`` / ``pred_boxes`` as DETR exports (end nodes ``/class_embed/Add`` and ``/Sigmoid``, the
+    names of the Zoo's ``detr_resnet_v1_50.yaml``)."""
 
     def __init__(self, d: int = 32, queries: int = 10) -> None:
         super().__init__()
         self.backbone = nn.Sequential(ConvBnAct(3, 16, 3, 2), ConvBnAct(16, 32, 3, 2), ConvBnAct(32, 32, 3, 2),
                                       ConvBnAct(32, 48, 3, 2))
         self.input_proj = nn.Conv2d(48, d, 1)
-        self.query_embed = nn.Parameter(torch.randn(1, queries, d) * 0.5)
-        self.pos = nn.Parameter(torch.randn(1, 64, d) * 0.1)
-        layer = nn.TransformerDecoderLayer(d, 2, 64, dropout=0.0, batch_first=True)
-        self.transformer = nn.TransformerDecoder(layer, 1)
+        self.query_embed = nn.Embedding(queries, d)
+        self.pos = nn.Parameter(torch.randn(64, 1, d) * 0.1)  # DETR's sine positions are constant for a fixed size
+        self.transformer = DetrTransformer(d)
         self.class_embed = nn.Linear(d, NC + 1)
-        self.bbox_embed = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 4))
+        self.bbox_embed = DetrMLP(d, 4)
 
     def forward(self, x):
-        mem = self.input_proj(self.backbone(x)).flatten(2).permute(0, 2, 1) + self.pos
-        hs = self.transformer(self.query_embed, mem)
+        hs = self.transformer(self.input_proj(self.backbone(x)), self.pos, self.query_embed.weight)
         return self.class_embed(hs), self.bbox_embed(hs).sigmoid()
 
 

@@ -224,9 +224,19 @@ def evaluate(g: GraphIndex, node: onnx.NodeProto, rules: Mapping[str, OpRule] | 
             if not ok:
                 return Verdict(name, node.op_type, False, f"{rule.reason} — here {why}", rule.workaround,
                                f"op:conditional:{c['check']}", rule.evidence, {"check": c["check"], "got": why})
-    # generic checks
     if node.op_type == "Constant":
         return Verdict(name, node.op_type, True, rule="op:supported")
+    failed = generic_verdict(g, node, int_outputs_ok=rule.int_outputs_ok)
+    if failed is not None:
+        return failed
+    return Verdict(name, node.op_type, True, rule.reason if rule.status == "supported" else "",
+                   rule="op:" + rule.status, evidence=rule.evidence)
+
+
+def generic_verdict(g: GraphIndex, node: onnx.NodeProto, *, int_outputs_ok: bool = False) -> Verdict | None:
+    """The generic checks every device node passes whatever its op (static shapes, float tensors): the failing
+    verdict, or None when they hold."""
+    name = g.name(node)
     for t in [i for i in node.input if i and i not in g.constants] + [o for o in node.output if o]:
         info = g.info(t)
         if not info.static:
@@ -234,9 +244,8 @@ def evaluate(g: GraphIndex, node: onnx.NodeProto, rules: Mapping[str, OpRule] | 
                            f"tensor '{t}' has a dynamic or unknown shape {info.shape}",
                            "pin dynamic dims (hailo-qa split --batch 1) so the simplifier can fold them",
                            "generic:static_shape", "C")
-        if not info.is_float and not (rule.int_outputs_ok and t in node.output):
+        if not info.is_float and not (int_outputs_ok and t in node.output):
             return Verdict(name, node.op_type, False,
                            f"tensor '{t}' is {info.dtype_name}: Hailo-8 computes on float feature maps",
                            "keep integer/index arithmetic on the host", "generic:float_tensors", "C")
-    return Verdict(name, node.op_type, True, rule.reason if rule.status == "supported" else "",
-                   rule="op:" + rule.status, evidence=rule.evidence)
+    return None

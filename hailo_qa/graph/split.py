@@ -30,9 +30,9 @@ from hailo_qa.graph.io import load_onnx, sha256_file, sha256_model
 from hailo_qa.graph.lint import classify, pick_image_inputs
 from hailo_qa.graph.prepare import prepare
 from hailo_qa.graph.rules import Verdict, load_rules
-from hailo_qa.graph.zoo import find_zoo_cut
+from hailo_qa.graph.zoo import find_zoo_cut, zoo_vouched
 
-SPLIT_FORMAT = 2
+SPLIT_FORMAT = 3
 """Bumped when the split algorithm changes, so cached splits are recomputed."""
 
 
@@ -209,8 +209,9 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
     zoo = find_zoo_cut(g) if cut_patterns else None
     if zoo is None:
         return largest
+    vouched = _zoo_vouched(g, zoo, vmap)
     try:
-        zoo_split = _cut(source, original, prep, g, imgs, verdicts, vmap, end_nodes=zoo.end_nodes,
+        zoo_split = _cut(source, original, prep, g, imgs, verdicts, {**vmap, **vouched}, end_nodes=zoo.end_nodes,
                          zoo=zoo)
     except GraphError as err:  # the rules reject part of the Zoo's Stage 1: keep the largest stage, say why
         largest.report["zoo"] = {**zoo.to_dict(), "offered": False, "why_not": err.what}
@@ -218,9 +219,23 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
         return largest
     cands = [_candidate("largest device stage", largest, g, chosen=False),
              _candidate(f"Model Zoo cut ({zoo.family.name})", zoo_split, g, chosen=True)]
-    zoo_split.report["zoo"] = {**zoo.to_dict(), "offered": True}
+    zoo_split.report["zoo"] = {**zoo.to_dict(), "offered": True,
+                               "accepted_on_zoo_evidence": [{"node": v.node, "op": v.op,
+                                                             "rules_said": v.details["rules_said"]}
+                                                            for v in vouched.values()],
+                               "proven_by": list(zoo.family.proven_by) if vouched else []}
     zoo_split.report["candidates"] = cands
     return dataclasses.replace(zoo_split, alternatives=(largest,))
+
+
+def _zoo_vouched(g: GraphIndex, zoo, vmap: Mapping[str, Verdict]) -> dict[str, Verdict]:
+    """The verdicts the family's Model Zoo evidence overturns, for the nodes before the Zoo's end nodes only."""
+    if not zoo.family.device_proven:
+        return {}
+    names = {g.name(n): n for n in g.nodes}
+    ends = [o for e in zoo.end_nodes if e in names for o in names[e].output if o]
+    ids, _ = _backward(g, ends, set())
+    return zoo_vouched(g, zoo, vmap, [n for n in g.nodes if id(n) in ids])
 
 
 def _cut(source, original, prep, g: GraphIndex, imgs, verdicts, vmap, *, cut: Sequence[str] = (),
@@ -448,6 +463,18 @@ def render_report(report: Mapping[str, Any]) -> str:
                   f"- end nodes: {', '.join(f'`{n}`' for n in z['end_nodes'])}"]
         if not z.get("offered"):
             lines.append(f"- not used: {z.get('why_not', '')}")
+        if z.get("accepted_on_zoo_evidence"):
+            acc = z["accepted_on_zoo_evidence"]
+            ops: dict[str, int] = {}
+            for a in acc:
+                ops[a["op"]] = ops.get(a["op"], 0) + 1
+            lines += ["", f"### {len(acc)} node(s) accepted on the Model Zoo's evidence, NOT by our rule table", "",
+                      f"Our rules reject these nodes ({', '.join(f'{k}×{v}' for k, v in ops.items())}); they are on "
+                      f"the device because the Model Zoo compiles this family for Hailo-8 with them "
+                      f"(the Zoo config vouches, not our rules):", "",
+                      *(f"- from `{src}`" for src in z.get("proven_by", [])), "",
+                      "| node | op | what our rules say |", "|---|---|---|",
+                      *(f"| `{a['node']}` | {a['op']} | {a['rules_said']} |" for a in acc)]
     if report.get("candidates"):
         lines += ["", "## Cuts side by side", "",
                   "| cut | boundary | device nodes | host nodes | host MACs | INT8 error: SNR dB / cosine min "

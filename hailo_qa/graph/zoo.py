@@ -3,6 +3,11 @@
 The families are data (``zoo_cuts.toml``), each with the ``hailo-ai/hailo_model_zoo`` configuration it comes from.
 The split offers the family's cut beside the largest device stage (:func:`hailo_qa.graph.split.stages_from_onnx`):
 for YOLOv8 the six final head convolutions, where Hailo's on-chip ``nms_postprocess`` attaches.
+
+A family may also say which ops the Model Zoo proves run on the device for it (``device_proven``, with the Zoo files
+that prove it, ``proven_by``): DETR's transformer, which the Zoo compiles whole for Hailo-8 but our conservative rule
+table rejects. That evidence applies only to a model recognised as that family and only to the nodes before the Zoo's
+end nodes (:func:`zoo_vouched`); the split report lists every node accepted that way.
 """
 from __future__ import annotations
 
@@ -14,8 +19,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import onnx
+
 from hailo_qa.errors import InternalError
 from hailo_qa.graph.index import GraphIndex
+from hailo_qa.graph.rules import CHECKS, Verdict, generic_verdict
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,6 +34,16 @@ STRATEGIES = ("names", "head_convs", "output_producers", "concat_parts")
 LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Concat", "Flatten", "Squeeze", "Unsqueeze", "Sigmoid", "Softmax",
                         "Identity"})
 """Ops :data:`head_convs` walks back through from an output to its head convolution."""
+
+
+@dataclass(frozen=True)
+class ProvenOp:
+    """An op the Model Zoo runs on the device for a family: its op type, the conditions (checks of
+    :data:`hailo_qa.graph.rules.CHECKS`) under which the Zoo's graphs have it, and what it is there."""
+
+    op: str
+    conditions: tuple[Mapping[str, Any], ...] = ()
+    what: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,8 @@ class Family:
     outputs: str = ""
     decode: str = ""
     parts: tuple[str, ...] = ()
+    device_proven: tuple[ProvenOp, ...] = ()
+    proven_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,14 +84,51 @@ def load_families(path: str | None = None) -> tuple[Family, ...]:
     out = []
     for name, f in tomllib.loads(text).get("families", {}).items():
         unknown = set(f) - {"description", "zoo", "strategy", "end_nodes", "then", "min_matches", "outputs", "decode",
-                            "parts"}
+                            "parts", "device_proven", "proven_by"}
         if unknown or f.get("strategy") not in STRATEGIES or not f.get("zoo"):
             raise InternalError(f"zoo_cuts.toml: bad family {name} (unknown keys {unknown}, strategy "
                                 f"{f.get('strategy')}, zoo source {f.get('zoo')})")
+        proven = tuple(_proven_op(name, p) for p in f.get("device_proven", ()))
+        if proven and not f.get("proven_by"):
+            raise InternalError(f"zoo_cuts.toml: family {name} has device_proven ops but no proven_by sources")
         out.append(Family(name, f.get("description", ""), tuple(f["zoo"]), f["strategy"], tuple(f.get("end_nodes", ())),
                           dict(f.get("then", {})) or None, int(f.get("min_matches", 1)), f.get("outputs", ""),
-                          f.get("decode", ""), tuple(f.get("parts", ()))))
+                          f.get("decode", ""), tuple(f.get("parts", ())), proven, tuple(f.get("proven_by", ()))))
     return tuple(out)
+
+
+def _proven_op(family: str, p: Mapping[str, Any]) -> ProvenOp:
+    conds = p.get("conditions", [])
+    unknown = set(p) - {"op", "conditions", "what"}
+    if unknown or not p.get("op") or any(c.get("check") not in CHECKS for c in conds):
+        raise InternalError(f"zoo_cuts.toml: bad device_proven entry {dict(p)} of family {family} (unknown keys "
+                            f"{unknown}; checks must be among {sorted(CHECKS)})")
+    return ProvenOp(p["op"], tuple(conds), p.get("what", ""))
+
+
+def zoo_vouched(g: GraphIndex, zoo: ZooCut, verdicts: Mapping[str, Verdict],
+                stage1: Sequence[onnx.NodeProto]) -> dict[str, Verdict]:
+    """The nodes of ``stage1`` (the nodes before the Zoo's end nodes) that our rules reject but the family's
+    ``device_proven`` accepts, with their new verdicts (rule ``zoo:<family>``; the rules' reason kept in details).
+
+    Only op-rule rejections are overturned, and only when the node passes every condition of a matching entry and
+    the generic checks (static shapes, float tensors) the rules apply to every device node.
+    """
+    fam = zoo.family
+    out: dict[str, Verdict] = {}
+    for n in stage1:
+        v = verdicts.get(g.name(n))
+        if v is None or v.ok or not v.rule.startswith("op:"):
+            continue
+        for p in fam.device_proven:
+            if p.op != n.op_type or not all(CHECKS[c["check"]](g, n, c)[0] for c in p.conditions):
+                continue
+            if generic_verdict(g, n) is None:
+                out[v.node] = Verdict(v.node, v.op, True, f"accepted on the Model Zoo's evidence ({fam.name}: "
+                                      f"{p.what or p.op}); our rules say: {v.reason}", rule=f"zoo:{fam.name}",
+                                      evidence="H", details={"rules_said": v.reason, "proven_by": list(fam.proven_by)})
+            break
+    return out
 
 
 def _names_cut(g: GraphIndex, fam: Family) -> list[str]:
