@@ -28,6 +28,10 @@ Writes (inputs 1×3×128×128, weights seeded):
 - ``nanodet_like.onnx``: NanoDet-Plus-style head: per level depthwise-separable convs and one ``gfl_cls`` conv with
   ``nc + 4·(reg_max+1)`` channels, split, class sigmoid, concatenated, output ``output`` [1, N, nc+32], as
   ``nanodet``'s ``_forward_onnx`` exports;
+- ``nanodet_v0_like.onnx``: NanoDet v0.x (pre-Plus) head as RangiLyu/nanodet v0.4's ``tools/export_onnx.py``
+  exports it: per level one ``gfl_cls`` conv split into class and box maps, ``cls_pred_stride_N`` (sigmoid,
+  [1, H·W, nc]) and ``dis_pred_stride_N`` ([1, H·W, 32]), opset 11, weights as graph inputs, input ``input.1``,
+  ``Conv_12``-style names (torch < 1.13);
 - ``detr_like.onnx``: DETR-style (conv backbone, one encoder and one decoder layer as facebookresearch/detr lays
   them out, 10 learned queries), outputs ``pred_logits`` [1, 10, nc+1] and ``pred_boxes`` [1, 10, 4] (sigmoid) as
   DETR's export names them.
@@ -275,11 +279,12 @@ class ScrfdLike(nn.Module):
 
 
 class DwPw(nn.Module):
-    """Depthwise-separable conv module (NanoDet-Plus head: DW 5×5 + BN + LeakyReLU, PW + BN + LeakyReLU)."""
+    """Depthwise-separable conv module (NanoDet head: DW k×k + BN + LeakyReLU, PW + BN + LeakyReLU; k = 5 in
+    NanoDet-Plus, 3 in NanoDet v0.x)."""
 
-    def __init__(self, c1: int, c2: int) -> None:
+    def __init__(self, c1: int, c2: int, k: int = 5) -> None:
         super().__init__()
-        self.depthwise = nn.Conv2d(c1, c1, 5, 1, 2, groups=c1, bias=False)
+        self.depthwise = nn.Conv2d(c1, c1, k, 1, k // 2, groups=c1, bias=False)
         self.dwnorm = nn.BatchNorm2d(c1)
         self.pointwise = nn.Conv2d(c1, c2, 1, bias=False)
         self.pwnorm = nn.BatchNorm2d(c2)
@@ -306,24 +311,75 @@ class NanoDetPlusHead(nn.Module):
         return torch.cat(outs, dim=2).permute(0, 2, 1)
 
 
+def _nanodet_backbone() -> nn.ModuleList:
+    return nn.ModuleList([ConvBnAct(3, 8, 3, 2), ConvBnAct(8, 16, 3, 2), ConvBnAct(16, 24, 3, 2),
+                          ConvBnAct(24, 32, 3, 2), ConvBnAct(32, 48, 3, 2)])
+
+
+def _laterals(backbone: nn.ModuleList, laterals: nn.ModuleList, x):
+    """The backbone's stride-8/16/32 maps through 1×1 lateral convs."""
+    feats = []
+    for i, m in enumerate(backbone):
+        x = m(x)
+        if i >= 2:
+            feats.append(x)
+    return [l(f) for l, f in zip(laterals, feats)]
+
+
 class NanoDetPlusLike(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.backbone = nn.ModuleList([ConvBnAct(3, 8, 3, 2), ConvBnAct(8, 16, 3, 2), ConvBnAct(16, 24, 3, 2),
-                                       ConvBnAct(24, 32, 3, 2), ConvBnAct(32, 48, 3, 2)])
+        self.backbone = _nanodet_backbone()
         self.fpn = nn.ModuleList(nn.Conv2d(c, 16, 1) for c in (24, 32, 48))
         self.head = NanoDetPlusHead()
 
     def forward(self, x):
-        feats = []
-        for i, m in enumerate(self.backbone):
-            x = m(x)
-            if i >= 2:
-                feats.append(x)
-        lat = [l(f) for l, f in zip(self.fpn, feats)]
+        lat = _laterals(self.backbone, self.fpn, x)
         for i in (1, 0):  # GhostPAN-like top-down path (upsample + add)
             lat[i] = lat[i] + nn.functional.interpolate(lat[i + 1], scale_factor=2.0, mode="bilinear",
                                                         align_corners=False)
+        return self.head(lat)
+
+
+class NanoDetV0Head(nn.Module):
+    """NanoDet v0.x head (nanodet-m: share_cls_reg, reg_max 7): per level two depthwise-separable 3×3 convs and one
+    ``gfl_cls`` conv with ``nc + 4·(reg_max+1)`` channels, split; in ONNX export the class part is sigmoided and
+    both are reshaped to [1, H·W, C]: ``sigmoid(cls).reshape(1, nc, -1).permute(0, 2, 1)`` and
+    ``bbox.reshape(1, 4·(reg_max+1), -1).permute(0, 2, 1)``. Returns every level's class output, then every level's
+    distance output (``multi_apply``'s order)."""
+
+    REG_MAX = 7
+
+    def __init__(self, levels: int = 3, ch: int = 16) -> None:
+        super().__init__()
+        self.cls_convs = nn.ModuleList(nn.Sequential(DwPw(ch, ch, 3), DwPw(ch, ch, 3)) for _ in range(levels))
+        self.gfl_cls = nn.ModuleList(nn.Conv2d(ch, NC + 4 * (self.REG_MAX + 1), 1) for _ in range(levels))
+
+    def forward(self, feats):
+        cls_scores, bbox_preds = [], []
+        for feat, convs, gfl in zip(feats, self.cls_convs, self.gfl_cls):
+            cls_score, bbox_pred = torch.split(gfl(convs(feat)), [NC, 4 * (self.REG_MAX + 1)], dim=1)
+            cls_scores.append(torch.sigmoid(cls_score).reshape(1, NC, -1).permute(0, 2, 1))
+            bbox_preds.append(bbox_pred.reshape(1, 4 * (self.REG_MAX + 1), -1).permute(0, 2, 1))
+        return (*cls_scores, *bbox_preds)
+
+
+class NanoDetV0Like(nn.Module):
+    """NanoDet v0.x (pre-Plus): small backbone, PAN (1×1 laterals, bilinear top-down ×2 and bottom-up ×0.5 paths,
+    as v0.4's ``fpn/pan.py``), the v0.x head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = _nanodet_backbone()
+        self.lateral_convs = nn.ModuleList(nn.Conv2d(c, 16, 1) for c in (24, 32, 48))
+        self.head = NanoDetV0Head()
+
+    def forward(self, x):
+        lat = _laterals(self.backbone, self.lateral_convs, x)
+        for i in (2, 1):  # top-down
+            lat[i - 1] = lat[i - 1] + nn.functional.interpolate(lat[i], scale_factor=2.0, mode="bilinear")
+        for i in (0, 1):  # bottom-up
+            lat[i + 1] = lat[i + 1] + nn.functional.interpolate(lat[i], scale_factor=0.5, mode="bilinear")
         return self.head(lat)
 
 
@@ -473,10 +529,16 @@ def main(out: str) -> None:
     torch.manual_seed(0)
     export(_randomize(NanoDetPlusLike(), 5), d / "nanodet_like.onnx", "output", name="data")
     torch.manual_seed(0)
+    nanodet_v0_outputs = [f"{k}_pred_stride_{s}" for k in ("cls", "dis") for s in (8, 16, 32)]
+    torch.onnx.export(_randomize(NanoDetV0Like(), 7), (torch.rand(1, 3, 128, 128),), str(d / "nanodet_v0_like.onnx"),
+                      output_names=nanodet_v0_outputs, opset_version=11, keep_initializers_as_inputs=True,
+                      dynamo=False)  # as v0.4's tools/export_onnx.py: opset 11, weights listed as inputs, input.1
+    _old_exporter_names(d / "nanodet_v0_like.onnx")
+    torch.manual_seed(0)
     export(_randomize(DetrLike(), 6), d / "detr_like.onnx", ["pred_logits", "pred_boxes"], name="samples",
            opset=14)  # attention needs opset 14
     for f in ("yolov8_like.onnx", "yolox_like.onnx", "yolox_oldnames_like.onnx", "yolov5_like.onnx", "scrfd_like.onnx",
-              "nanodet_like.onnx", "detr_like.onnx"):
+              "nanodet_like.onnx", "nanodet_v0_like.onnx", "detr_like.onnx"):
         print(d / f, (d / f).stat().st_size, "bytes")
 
 

@@ -157,8 +157,11 @@ def _head_convs(g: GraphIndex, outputs: Sequence[str]) -> list[str]:
                 continue
             seen.add(t)
             n = g.producer[t]
+            src = g.producer.get(n.input[0]) if n.input else None
             if n.op_type in ("Conv", "ConvTranspose"):
                 found.append(g.name(n))
+            elif n.op_type == "Split" and src is not None and src.op_type in ("Conv", "ConvTranspose"):
+                found.append(g.name(n))  # one conv split into class and box maps (NanoDet share_cls_reg)
             elif n.op_type in LAYOUT_OPS:
                 todo.extend(i for i in n.input if i and i not in g.constants)
     return list(dict.fromkeys(found))
