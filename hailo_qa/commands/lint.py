@@ -19,6 +19,9 @@ def add_arguments(p) -> None:
                    help="image input(s) for the device stage (default: every float rank-4 input)")
     p.add_argument("--no-simplify", action="store_true", help="lint the graph as given (dynamic dims pinned, no constant folding)")
     p.add_argument("--no-dfc", action="store_true", help="do not consult the DFC parser even where installed")
+    p.add_argument("--no-cache", action="store_true",
+                   help="prepare afresh: neither read nor write the cache of proven prepared graphs "
+                        "($HAILO_QA_STATE_DIR/work/prepared)")
     p.add_argument("--rules", metavar="TOML", help="alternative rule table")
     p.add_argument("--limit", type=non_negative_int, default=200, help="rows shown in the table (default 200)")
 
@@ -26,10 +29,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import json
 
+    from hailo_qa.fsutil import state_subdir
     from hailo_qa.graph.lint import lint_onnx
 
+    cache = None if args.no_cache else state_subdir("work", "--no-cache") / "prepared"
     report = lint_onnx(args.model, batch=args.batch, shapes=shape_map(args.shape), image_inputs=args.inputs,
                        simplify=not args.no_simplify, reshape=args.reshape,
-                       use_dfc=False if args.no_dfc else None, rules_path=args.rules)
+                       use_dfc=False if args.no_dfc else None, rules_path=args.rules, cache_dir=cache)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render(limit=args.limit))
     return 0

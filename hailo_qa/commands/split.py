@@ -58,7 +58,10 @@ def add_arguments(p) -> None:
     p.add_argument("--int8-range", type=_value_range, default=(0.0, 1.0), metavar="LO,HI",
                    help="value range of the random calibration/evaluation inputs of the INT8 error (default 0,1)")
     p.add_argument("--work-dir", metavar="DIR", default=None,
-                   help="cache folder for the quantized candidates. Default: $HAILO_QA_STATE_DIR/work")
+                   help="cache folder for the proven prepared graph and the quantized candidates. "
+                        "Default: $HAILO_QA_STATE_DIR/work")
+    p.add_argument("--no-cache", action="store_true",
+                   help="prepare afresh: neither read nor write the cache of proven prepared graphs (DIR/prepared)")
     p.add_argument("--verify", type=verify_count, default=1, metavar="N",
                    help="prove stage2(stage1(x)) == model(x) bit-exactly on N random inputs before writing anything "
                         "(0: skip; default 1)")
@@ -78,7 +81,8 @@ def run(args) -> int:
     result = stages_from_onnx(args.model, cut=args.cut, end_nodes=args.end_nodes, batch=args.batch,
                               shapes=shape_map(args.shape), reshape=args.reshape,
                               image_inputs=args.inputs, allow_rejected=args.allow_rejected,
-                              use_dfc=not args.no_dfc and toolchain.dfc().found, simplify=not args.no_simplify)
+                              use_dfc=not args.no_dfc and toolchain.dfc().found, simplify=not args.no_simplify,
+                              cache_dir=None if args.no_cache else _work_dir(args) / "prepared")
     if args.verify:
         proof = verify_split(args.model, result, rng=np.random.default_rng(0), n=args.verify)
         if not proof:  # nothing is written: a failed proof leaves no stage files that look valid
@@ -87,14 +91,19 @@ def run(args) -> int:
             raise err
         result = dataclasses.replace(result, report={**result.report, "proof": proof.to_dict()})
     if result.report.get("candidates") and not args.no_int8_error:
-        from hailo_qa.fsutil import state_subdir
         from hailo_qa.quant.cut_error import fill_candidate_errors
 
-        work = check_out_dir(args.work_dir, "--work-dir") if args.work_dir else state_subdir("work", "--work-dir")
-        fill_candidate_errors(result, work_dir=work, value_range=args.int8_range)
+        fill_candidate_errors(result, work_dir=_work_dir(args), value_range=args.int8_range)
     result = write_stages(result, args.out)
     print(render_report(result.report))
     print(f"wrote {result.stage1_path}, {result.stage2_path}, split_report.json, split_report.md")
     if args.verify:
         print(f"equivalence on {args.verify} random input(s): {result.report['proof']['summary']}")
     return 0
+
+
+def _work_dir(args):
+    """``--work-dir``, else the state folder's ``work``: checked (not created) before the work starts."""
+    from hailo_qa.fsutil import check_out_dir, state_subdir
+
+    return check_out_dir(args.work_dir, "--work-dir") if args.work_dir else state_subdir("work", "--work-dir")

@@ -141,7 +141,8 @@ def classify(g: GraphIndex, image_inputs: Sequence[str], rules=None) -> tuple[li
 
 def lint_onnx(model: str | Path | onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequence[int]] | None = None,
               image_inputs: Sequence[str] | None = None, simplify: bool = True, use_dfc: bool | None = None,
-              rules_path: str | None = None, reshape: bool = False) -> LintReport:
+              rules_path: str | None = None, reshape: bool = False,
+              cache_dir: str | Path | None = None) -> LintReport:
     """Lint a model for Hailo-8.
 
     Args:
@@ -153,10 +154,12 @@ def lint_onnx(model: str | Path | onnx.ModelProto, *, batch: int = 1, shapes: Ma
         use_dfc: ask the DFC parser too. Defaults to "when installed".
         rules_path: an alternative rule table (TOML). Defaults to the packaged Hailo-8 table.
         reshape: let ``shapes`` change static dims. Defaults to False.
+        cache_dir: the cache of proven prepared graphs (see :func:`~hailo_qa.graph.prepare.prepare`). Defaults to
+            None (prepare afresh).
     """
     source = str(model) if not isinstance(model, onnx.ModelProto) else (model.graph.name or "<model>")
     m = load_onnx(model) if not isinstance(model, onnx.ModelProto) else model
-    prep = prepare(m, batch=batch, shapes=shapes, simplify=simplify, reshape=reshape)
+    prep = prepare(m, batch=batch, shapes=shapes, simplify=simplify, reshape=reshape, cache_dir=cache_dir)
     g = GraphIndex(prep.model)
     imgs = pick_image_inputs(g, image_inputs, source=source)
     verdicts, host_only = classify(g, imgs, load_rules(rules_path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import onnx
 
@@ -248,7 +249,8 @@ def prove_preparation(original: onnx.ModelProto, prepared: onnx.ModelProto, stat
 
 
 def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequence[int]] | None = None,
-            simplify: bool = True, reshape: bool = False, prove: bool = True) -> Prepared:
+            simplify: bool = True, reshape: bool = False, prove: bool = True,
+            cache_dir: str | Path | None = None) -> Prepared:
     """Pin dynamic dims, fold constants and shape subgraphs (onnxslim's folder, no fusions), infer shapes — and prove
     that the prepared graph computes what the original does, falling back to a safer preparation when it does not
     (:data:`PREPARATIONS`: no-op removal off, then no simplifier); ``notes`` say what happened. A graph with nothing
@@ -261,6 +263,12 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
         simplify: run onnxslim. Defaults to True.
         reshape: let ``shapes`` change static dims. Defaults to False.
         prove: compare the prepared graph with the original. Defaults to True.
+        cache_dir: a folder of proven prepared graphs (:mod:`hailo_qa.graph.prepcache`): an entry for the same
+            model bytes, options and preparation code is used as is (no simplifier, no proof); a new one is proven,
+            then stored. Unused without ``prove`` and for a graph with nothing to fold. Defaults to None (no cache).
+
+    Raises:
+        InputFileError: ``cache_dir`` holds no entry and cannot be written (checked before the work).
     """
     before = input_shapes(model)
     static = static_shapes(model, batch=batch, overrides=shapes, reshape=reshape)
@@ -272,10 +280,25 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
     simplifier = "none"
     proof = None
     plain = _nothing_to_fold(model, shape_nodes) if simplify else None
+    key = None
     if plain is not None:  # the folder would only write Constant nodes as initializers: no onnxslim, ORT or proof
         out = infer_shapes(_pin(plain, static))
         simplifier = NOTHING_TO_FOLD
         steps = ()
+    elif cache_dir is not None and prove:
+        from hailo_qa.fsutil import writable_dir
+        from hailo_qa.graph import prepcache
+
+        # batch, --shape and --reshape act only through the static shapes: the same static shapes are the same
+        # preparation (a lint with the batch pinned to 1 and a split with --shape images=1,... share one entry)
+        key = prepcache.cache_key(model, {"static": {k: list(v) for k, v in static.items()}, "simplify": simplify})
+        hit = prepcache.load(cache_dir, key)
+        if hit is not None:
+            try:
+                return _from_entry(*hit)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                pass  # an entry that does not read back as one is rebuilt, never trusted
+        writable_dir(cache_dir, "the preparation cache")  # before the work, not after it
     for k, (name, desc, extra) in enumerate(steps):
         candidate = _pin(model, static) if extra is None else _slim(model, static, extra)
         try:
@@ -302,8 +325,27 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
     if proof is not None and not proof.ok:
         raise proof.error()
     pinned = {n: (before[n], static[n]) for n in static if tuple(before[n]) != tuple(static[n])}
-    return Prepared(out, pinned, shape_nodes, dynamic_raw, len(model.graph.node), len(out.graph.node), simplifier,
-                    tuple(notes), proof.to_dict() if proof is not None else None)
+    result = Prepared(out, pinned, shape_nodes, dynamic_raw, len(model.graph.node), len(out.graph.node), simplifier,
+                      tuple(notes), proof.to_dict() if proof is not None else None)
+    if key is not None:  # proven (a failed proof raised above)
+        from hailo_qa.graph import prepcache
+
+        prepcache.store(cache_dir, key, _to_entry(result), out)
+    return result
+
+
+def _to_entry(p: Prepared) -> dict:
+    """What :func:`_from_entry` needs besides the model, as JSON."""
+    return {"pinned": {k: [list(a), list(b)] for k, (a, b) in p.pinned.items()},
+            "shape_nodes_raw": list(p.shape_nodes_raw), "dynamic_raw": list(p.dynamic_raw),
+            "nodes_before": p.nodes_before, "nodes_after": p.nodes_after, "simplifier": p.simplifier,
+            "notes": list(p.notes), "proof": p.proof}
+
+
+def _from_entry(meta: Mapping, model: onnx.ModelProto) -> Prepared:
+    return Prepared(model, {k: (tuple(a), tuple(b)) for k, (a, b) in meta["pinned"].items()},
+                    tuple(meta["shape_nodes_raw"]), tuple(meta["dynamic_raw"]), int(meta["nodes_before"]),
+                    int(meta["nodes_after"]), str(meta["simplifier"]), tuple(meta["notes"]), meta["proof"])
 
 
 def _slim_version() -> str:

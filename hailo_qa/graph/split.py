@@ -160,7 +160,8 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
                      batch: int = 1, shapes: Mapping[str, Sequence[int]] | None = None,
                      image_inputs: Sequence[str] | None = None, allow_rejected: bool = False,
                      rules_path: str | None = None, use_dfc: bool = False, simplify: bool = True,
-                     reshape: bool = False, cut_patterns: bool = True) -> SplitResult:
+                     reshape: bool = False, cut_patterns: bool = True,
+                     cache_dir: str | Path | None = None) -> SplitResult:
     """Split a model into a device Stage 1 and a host Stage 2.
 
     Args:
@@ -180,6 +181,8 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
         cut_patterns: for an automatic split of a recognised detector family (:mod:`hailo_qa.graph.zoo`), cut at
             the Model Zoo's end nodes, with the largest device stage reported beside it (``report["candidates"]``).
             Defaults to True; False gives the largest device stage.
+        cache_dir: the cache of proven prepared graphs (see :func:`~hailo_qa.graph.prepare.prepare`). Defaults to
+            None (prepare afresh).
 
     Raises:
         InputFileError: the model cannot be loaded. GraphError: bad cut names, a cut that does not separate the
@@ -187,7 +190,8 @@ def stages_from_onnx(model: str | Path | onnx.ModelProto, *, cut: Sequence[str] 
     """
     source = str(model) if not isinstance(model, onnx.ModelProto) else (model.graph.name or "<model>")
     original = load_onnx(model) if not isinstance(model, onnx.ModelProto) else model
-    prep = prepare(original, batch=batch, shapes=shapes, simplify=simplify, reshape=reshape)
+    prep = prepare(original, batch=batch, shapes=shapes, simplify=simplify, reshape=reshape,
+                   cache_dir=cache_dir)
     pm = prep.model
     g = GraphIndex(pm)
     imgs = pick_image_inputs(g, image_inputs, source=source)
