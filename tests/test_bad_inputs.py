@@ -233,6 +233,8 @@ def _state_cases() -> list[Case]:
         where = "is a file" if state == blocker else "under a file"
         hist = f"error: history '{state}/history.sqlite' cannot be opened: '{blocker}' is a file, not a folder"
         cases = {
+            "lint (the preparation cache)": (COMMANDS["lint"], folder("work")),
+            "split (the preparation cache)": (COMMANDS["split"], folder("work")),
             "emulate": (("emulate", "m", *m, "--backend", "ort"), folder("work")),
             "sweep-calib": (("sweep-calib", "m", *m, "--backend", "ort"), folder("sweeps/m-int8")),
             "validate": (("validate", *m), folder("work")),
