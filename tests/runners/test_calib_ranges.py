@@ -130,6 +130,20 @@ def test_ranges_are_exact_min_max_and_memory_does_not_hold_samples(tmp_path):
     assert not hasattr(col, "intermediate_outputs")  # nothing per sample is kept
 
 
+def test_percentile_histograms_do_not_depend_on_the_batch(tmp_path):
+    """Batched or not, every histogram is the one ORT's calibrator builds a sample at a time — also for a tensor no
+    input reaches (``m1 = Neg(lo)``: one value a run, counted once a sample)."""
+    model = _model(tmp_path, ops=True)
+    results = []
+    for batch in (1, 4, 5):
+        col = InGraphRanges(model, None, method="percentile", percentile=99.9, batch=batch)
+        col.collect_data(CalibReader(_calib(n=23), "x"))
+        assert col.samples == 23 and col.batch == batch
+        results.append((col.ranges(), {t: h.tolist() for t, h in zip(col.reduced, col.hist)}))
+    assert "m1" in results[0][1] and sum(results[0][1]["m1"]) == 23
+    assert all(r == results[0] for r in results[1:])
+
+
 def test_percentile_range_is_within_one_bin_of_the_exact_percentile(tmp_path):
     """The stated error bound, checked on the model input (where the exact percentile is computable)."""
     model = _model(tmp_path)
@@ -176,6 +190,26 @@ def test_a_wrong_derivation_would_be_caught(tmp_path, monkeypatch):
     for col in (derived, reduced):
         col.collect_data(CalibReader(_calib(n=3), "x"))
     assert derived.ranges()["sl"] != reduced.ranges()["sl"]
+
+
+def test_each_reduction_runs_right_behind_its_producer(tmp_path):
+    """The reductions sit behind the node whose output they reduce (tensors reduced while hot and freed at once),
+    the model's own nodes keep their order, and the graph is still a valid topological order for ONNX's checker."""
+    m = onnx.load(str(_model(tmp_path, ops=True)))
+    tensors = tensors_to_calibrate(m, None)
+    for percentile in (False, True):
+        s = stats_model(m, tensors, absmin=percentile)
+        onnx.checker.check_model(s, full_check=True)
+        nodes = list(s.graph.node)
+        produced_at = {o: k for k, n in enumerate(nodes) for o in n.output}
+        added = [k for k, n in enumerate(nodes) if n.name.startswith("hqa_")]
+        assert len(added) == (4 if percentile else 2) * len(tensors)
+        for k in added:
+            src = nodes[k].input[0]
+            first = min(j for j, n in enumerate(nodes) if n.name.startswith("hqa_") and n.input[0] == src)
+            # every reduction of a tensor follows its producer with only other reductions in between
+            assert all(nodes[j].name.startswith("hqa_") for j in range(produced_at.get(src, -1) + 1, first + 1))
+        assert [n.name for n in nodes if not n.name.startswith("hqa_")] == [n.name for n in m.graph.node]
 
 
 def test_stats_model_drops_nodes_nothing_reduced_needs(tmp_path):
