@@ -88,10 +88,12 @@ def test_range_collection_vs_float_inference(benchmark, yunet_stage1, size):
     calibrator). The collection time is the wall time of building the collector and ``collect_data`` minus the
     sample decoding and those float runs, so all three see the same samples under the same machine load. Prints
     both ratios (the issue's target: ≤ 1.5 vs optimized) and the collection's tracemalloc peak, which must not grow
-    with the sample count (a batch in flight, never the set).
+    with the sample count (a batch in flight, never the set). A third timed run per sample puts the same reductions
+    on ORT's optimized kernels (``ENABLE_ALL``, which changes the last bits of the ranges, so not what calibration
+    uses): what giving up bit-exactness would buy.
     """
     from hailo_qa.quant.calib import calib_set_for_model
-    from hailo_qa.runners.calib_ranges import InGraphRanges
+    from hailo_qa.runners.calib_ranges import InGraphRanges, stats_model
     from hailo_qa.runners.emulator_ort import CalibReader
     from hailo_qa.runners.onnxrt import session_from_onnx
 
@@ -101,10 +103,13 @@ def test_range_collection_vs_float_inference(benchmark, yunet_stage1, size):
     layout = spec.input(inp).layout
     floats = {"opt": session_from_onnx(split.stage1_path),
               "noopt": session_from_onnx(split.stage1_path, optimize=False, prepack=True)}  # prepack as the collector
+    # the road not taken: the same stats model on ORT's optimized kernels (not exact: NCHWc moves last bits)
+    probe = InGraphRanges(split.stage1_path, None)
+    floats["stats_opt"] = session_from_onnx(stats_model(probe._model, probe.reduced))
     warm = next(iter(CalibReader(calib, inp, layout=layout)))
     for sess in floats.values():
         sess.run(None, warm)
-    spent = {"opt": 0.0, "noopt": 0.0, "outside": 0.0}
+    spent = {"opt": 0.0, "noopt": 0.0, "stats_opt": 0.0, "outside": 0.0}
 
     class Reader:  # decodes a sample, runs both float models on it (timed apart), hands it to the collector
         def __init__(self):
@@ -137,18 +142,21 @@ def test_range_collection_vs_float_inference(benchmark, yunet_stage1, size):
     col, t_ranges, peak = benchmark.pedantic(collect, rounds=1, iterations=1)
     sample_mb = warm[inp].nbytes / MB
     r_opt, r_noopt = t_ranges / spent["opt"], t_ranges / spent["noopt"]
+    r_inexact = spent["stats_opt"] / spent["opt"]
     info = {"model": "yunet", "samples": size, "float_optimized_s": round(spent["opt"], 3),
             "float_unoptimized_s": round(spent["noopt"], 3), "ranges_s": round(t_ranges, 3),
             "ratio_vs_optimized_float": round(r_opt, 3), "target_ratio_max": 1.5,
             "ratio_vs_unoptimized_float": round(r_noopt, 3),
             "unoptimized_over_optimized_float": round(spent["noopt"] / spent["opt"], 3),
+            "inexact_optimized_ranges_over_optimized_float": round(r_inexact, 3),
             "batch": col.batch, "batchable": bool(col.batchable), "probe": col.probe,
             "tensors": len(col.tensors), "reduced": len(col.reduced),
             "python_peak_mb": round(peak / MB, 2), "one_sample_mb": round(sample_mb, 2)}
     benchmark.extra_info.update(info)
     print(f"\nyunet Stage 1, {size} samples: ranges {t_ranges:.2f} s; float optimized {spent['opt']:.2f} s → ratio "
           f"{r_opt:.2f} (target ≤ 1.5); float unoptimized {spent['noopt']:.2f} s → ratio {r_noopt:.2f} "
-          f"(the floor for bit-exact ranges is unoptimized/optimized = {spent['noopt'] / spent['opt']:.2f}); "
+          f"(the floor for bit-exact ranges is unoptimized/optimized = {spent['noopt'] / spent['opt']:.2f}; "
+          f"the same reductions on the optimized, inexact kernels: {r_inexact:.2f}); "
           f"batch {col.batch}; {len(col.reduced)} of {len(col.tensors)} tensors reduced; Python peak "
           f"{peak / MB:.1f} MB")
     assert col.samples == size
