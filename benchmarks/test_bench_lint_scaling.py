@@ -2,7 +2,8 @@
 
 Run: ``pytest benchmarks/test_bench_lint_scaling.py --benchmark-enable -s``. Prints milliseconds per node for each
 model and the ratio of per-node cost between a 10× larger and a smaller synthetic chain (≈ 1 when linear). Timing is
-reported, never asserted (a shared CI box is noise). Every run is cold (no result cache exists); imports are warm.
+reported, never asserted (a shared CI box is noise). Every run is cold (no preparation cache is passed); imports
+are warm.
 With ``CI`` set (timing off) each figure is measured once and the chains are 10× smaller.
 """
 from __future__ import annotations
