@@ -181,27 +181,75 @@ def folder_lock(folder: str | Path, *, exclusive: bool = True, timeout: float = 
     is released by the kernel. The wait is bounded: after ``timeout`` seconds an :class:`InputFileError` says who
     to look for.
     """
-    import fcntl
-    import time
-
     fd = os.open(folder, os.O_RDONLY)
     try:
-        deadline = time.monotonic() + timeout
-        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise InputFileError(f"'{folder}' stayed locked by another hailo-qa process for {timeout:.0f} s",
-                                         note="expected the other writer (e.g. a parallel --hqa-update-golden run) "
-                                              "to finish within that time",
-                                         hint="wait for it or stop it, then re-run") from None
-                time.sleep(0.05)
+        if not _flock_within(fd, exclusive, timeout):
+            raise InputFileError(f"'{folder}' stayed locked by another hailo-qa process for {timeout:.0f} s",
+                                 note="expected the other writer (e.g. a parallel --hqa-update-golden run) "
+                                      "to finish within that time",
+                                 hint="wait for it or stop it, then re-run")
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _flock_within(fd: int, exclusive: bool, timeout: float) -> bool:
+    """``flock`` ``fd``, polling (no busy wait) for at most ``timeout`` seconds: whether the lock was taken."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + timeout
+    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    while True:
+        try:
+            fcntl.flock(fd, mode)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+BUILD_WAIT_S = 900.0
+"""How long a process waits for another's build of the same cache entry before building it itself (a calibration
+of a few thousand samples takes minutes)."""
+
+
+@contextlib.contextmanager
+def build_lock(path: str | Path, *, timeout: float = BUILD_WAIT_S):
+    """Hold an exclusive lock while building the cache entry ``path`` (a file or a folder).
+
+    A second process that needs the same entry (another pytest-xdist worker) waits here for the first one's build,
+    then finds the entry made: callers look again inside the lock. The lock is the hidden file ``.<name>.lock``
+    beside ``path``, left in place (removing it would race with a waiter); a killed holder's lock is released by the
+    kernel. Yields True when locked, else False, and the caller builds unlocked (its atomic writes keep readers
+    safe; at worst the entry is built twice): no ``fcntl``, a folder this user cannot create files in, a file system
+    without locks, or another build that took longer than ``timeout`` seconds.
+    """
+    p = Path(path)
+    fd = None
+    try:
+        import fcntl  # noqa: F401  (POSIX only)
+
+        p.parent.mkdir(parents=True, exist_ok=True)
+        lock = p.parent / f".{p.name}.lock"
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's lock file in a shared state folder: a read fd locks as well
+            fd = os.open(lock, os.O_RDONLY)
+    except (ImportError, OSError):
+        fd = None
+    try:
+        locked = False
+        if fd is not None:
+            try:
+                locked = _flock_within(fd, True, timeout)
+            except OSError:
+                locked = False
+        yield locked
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import onnx
 
 from hailo_qa.errors import GraphError, InputFileError, did_you_mean
-from hailo_qa.fsutil import atomic_write, default_mode, ensure_dir, writable_dir
+from hailo_qa.fsutil import atomic_write, build_lock, default_mode, ensure_dir, writable_dir
 from hailo_qa.graph.index import GraphIndex
 from hailo_qa.graph.io import load_onnx, sha256_file, sha256_model
 from hailo_qa.graph.lint import classify, pick_image_inputs
@@ -552,7 +552,8 @@ def split_for_model(spec, work_dir: str | Path, *, simplify: bool | None = None)
     """The split of a manifest model, cached on disk under ``work_dir/splits`` (safe under pytest-xdist).
 
     The cache key covers the model file's sha256, the split spec, the input shapes, ``simplify`` and
-    :data:`SPLIT_FORMAT`.
+    :data:`SPLIT_FORMAT`. The folder is written whole and renamed into place; a process that needs a split another
+    one is building (a pytest-xdist worker) waits for it (:func:`hailo_qa.fsutil.build_lock`) and reads it.
 
     Args:
         simplify: override the manifest's ``split.simplify`` (``--no-simplify``). Defaults to the manifest's.
@@ -564,6 +565,13 @@ def split_for_model(spec, work_dir: str | Path, *, simplify: bool | None = None)
     final = split_dir_for_model(spec, work_dir, simplify=simplify)
     if (final / "split_report.json").is_file():
         return load_stages(final)
+    with build_lock(final):  # another pytest-xdist worker splitting this model: wait for its split, not split again
+        if not (final / "split_report.json").is_file():
+            _build_split(spec, final, shapes, simplify)
+    return load_stages(final)
+
+
+def _build_split(spec, final: Path, shapes: dict[str, list], simplify: bool) -> None:
     try:
         result = stages_from_onnx(spec.file, cut=spec.split.cut, end_nodes=spec.split.end_nodes,
                                   batch=spec.split.batch, shapes=shapes, reshape=spec.split.reshape,
@@ -585,12 +593,11 @@ def split_for_model(spec, work_dir: str | Path, *, simplify: bool | None = None)
         write_stages(result, tmp)
         try:
             os.replace(tmp, final)
-        except OSError:  # another worker won the race: use its copy
+        except OSError:  # another process won the race (it built without the lock): use its copy
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return load_stages(final)
 
 
 def discard_split(split: SplitResult) -> None:

@@ -29,6 +29,7 @@ PLUGIN_MODULES: list[str] = [
     "hailo_qa.pytest_plugin.golden",
     "hailo_qa.pytest_plugin.hw",
     "hailo_qa.pytest_plugin.emulator",
+    "hailo_qa.pytest_plugin.parallel",
 ]
 
 MARKERS = {

@@ -16,6 +16,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     'SNR_KEY': 'noise',
     'alls_from_spec': 'model_script',
     'alls_lines': 'noise',
+    'cached_layer_noise': 'noise',
     'calib_set_for_model': 'calib',
     'calib_set_from_arrays': 'calib',
     'calib_set_from_files': 'calib',

@@ -33,7 +33,7 @@ from hailo_qa.errors import InputDataError
 from hailo_qa.runners.dfc import SNR_KEY, LayerNoise, dfc_layer_noise, rank_layers
 
 __all__ = ["SNR_KEY", "LayerNoise", "dfc_layer_noise", "rank_layers", "suggest_int16", "alls_lines", "format_table",
-           "ort_layer_noise", "suggest_for_model"]
+           "ort_layer_noise", "cached_layer_noise", "suggest_for_model"]
 
 LOW_SNR_DB = 10.0
 """Hailo's profiler highlights layers under 10 dB (PEERS.md, DFC noise tools)."""
@@ -149,6 +149,7 @@ def ort_layer_noise(float_model: str | Path, quantized_model: str | Path,
     )
 
     from hailo_qa.runners.emulator_ort import _quiet_ort_logging
+    from hailo_qa.runners.onnxrt import session_options
 
     if not feeds:
         raise InputDataError("ort_layer_noise got no feeds", note="expected at least one input dict",
@@ -161,8 +162,10 @@ def ort_layer_noise(float_model: str | Path, quantized_model: str | Path,
         f_aug, q_aug = Path(tmp) / "float_aug.onnx", Path(tmp) / "qdq_aug.onnx"
         modify_model_output_intermediate_tensors(str(float_model), str(f_aug))
         modify_model_output_intermediate_tensors(str(quantized_model), str(q_aug))
-        float_acts = collect_activations(str(f_aug), _reader(feeds))
-        qdq_acts = collect_activations(str(q_aug), _reader(feeds))
+        # collect_activations' own default: unoptimized (so ONNX Runtime's thread count, see session_options)
+        so = session_options(optimize=False, prepack=True)
+        float_acts = collect_activations(str(f_aug), _reader(feeds), session_options=so)
+        qdq_acts = collect_activations(str(q_aug), _reader(feeds), session_options=so)
     matching = create_activation_matching(qdq_acts, float_acts)
     matching = {k: v for k, v in matching.items() if "float" in v}
     errors = compute_activation_error(matching)
@@ -233,7 +236,7 @@ def suggest_for_model(spec, split, calib, work_dir: str | Path, *, k: int | None
         spec: the model.
         split: its :class:`~hailo_qa.graph.split.SplitResult`.
         calib: the calibration set (quantizes the INT8 model; its first ``n_feeds`` samples are the probe inputs).
-        work_dir: cache root.
+        work_dir: cache root (the INT8 model and the analysis, :func:`cached_layer_noise`, are cached there).
         k: how many layers. Defaults to ``quantization.suggest_k``.
         n_feeds: probe inputs (each holds every intermediate tensor in memory). Defaults to 4.
 
@@ -252,5 +255,59 @@ def suggest_for_model(spec, split, calib, work_dir: str | Path, *, k: int | None
     runner = OrtEmulatorRunner(split.stage1_path, calib, quant_config_for(spec, "int8"), work_dir,
                                input_name=inp, layouts={inp: layout})
     feeds = list(islice(iter(CalibReader(calib, inp, layout=layout)), n_feeds))
-    noise = ort_layer_noise(split.stage1_path, runner.prepare(), feeds, work_dir=work_dir)
+    noise = cached_layer_noise(split.stage1_path, runner.prepare(), feeds, work_dir)
     return suggest_int16(noise, spec.quantization.suggest_k if k is None else k), noise
+
+
+NOISE_FORMAT = 1
+"""Bumped whenever :func:`ort_layer_noise`'s records change (invalidates the cached analyses)."""
+
+
+def noise_cache_path(float_model: str | Path, quantized_model: str | Path, feeds: Sequence[Mapping[str, np.ndarray]],
+                     work_dir: str | Path) -> Path:
+    """Where :func:`cached_layer_noise` keeps an analysis: ``work_dir/noise/<stem>.<key>.json``, the key a sha256 of
+    both models' bytes, the feeds (names, dtypes, shapes, bytes), the ONNX Runtime version and
+    :data:`NOISE_FORMAT` — a changed model, calibration or probe input is another entry."""
+    import hashlib
+
+    from hailo_qa.graph.io import sha256_file
+    from hailo_qa.toolchain import onnxruntime_version
+
+    h = hashlib.sha256(f"noise{NOISE_FORMAT}|ort {onnxruntime_version()}|".encode())
+    for model in (float_model, quantized_model):
+        h.update(sha256_file(model).encode())
+    for feed in feeds:
+        for name in sorted(feed):
+            a = np.ascontiguousarray(feed[name])
+            h.update(f"|{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+    return Path(work_dir) / "noise" / f"{Path(float_model).stem}.{h.hexdigest()[:20]}.json"
+
+
+def cached_layer_noise(float_model: str | Path, quantized_model: str | Path,
+                       feeds: Sequence[Mapping[str, np.ndarray]], work_dir: str | Path) -> list[LayerNoise]:
+    """:func:`ort_layer_noise`, cached on disk (:func:`noise_cache_path`; the same records, floats round-trip
+    exactly). A process that needs an analysis another one is running (a pytest-xdist worker) waits for it."""
+    import json
+
+    from hailo_qa.fsutil import atomic_write, build_lock
+
+    path = noise_cache_path(float_model, quantized_model, feeds, work_dir)
+
+    def cached() -> list[LayerNoise] | None:
+        try:
+            rows = json.loads(path.read_text())
+            return [LayerNoise(**{**r, "onnx_names": tuple(r.get("onnx_names", ()))}) for r in rows]
+        except (OSError, ValueError, TypeError):
+            return None
+
+    hit = cached()
+    if hit is not None:
+        return hit
+    with build_lock(path):
+        hit = cached()
+        if hit is not None:
+            return hit
+        noise = ort_layer_noise(float_model, quantized_model, feeds, work_dir=work_dir)
+        atomic_write(path, json.dumps([n.to_dict() for n in noise]))
+    return noise

@@ -317,16 +317,17 @@ class InGraphRanges:
     def _session(self, keep: bool = False):
         import onnxruntime as ort
 
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
+        from hailo_qa.runners.onnxrt import session_options
+
         # unoptimized, like ORT's calibrators. Measured on the registered models (onnxruntime 1.32): ENABLE_ALL's
         # NCHWc conv kernels change the last bits of conv outputs (YuNet: 43 of 83 minima differ), and at
         # BASIC/EXTENDED the stats model is the same graph as unoptimized (the reductions, extra consumers of every
-        # calibrated tensor, block every fusion), so no level gains anything exact
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        # calibrated tensor, block every fusion), so no level gains anything exact. Pre-packing stays as ORT's
+        # calibrators have it (on), and so does ORT's own thread count (session_options never changes it for an
+        # unoptimized session): the count changes the last bits of some kernels (measured: with one thread the
+        # ranges of DEIMv2-Atto, MTCNN O-Net and a third registered model differ from the calibrator's)
+        so = session_options(optimize=False, prepack=True)
         so.execution_order = ort.ExecutionOrder.PRIORITY_BASED  # keeps each reduction behind its producer
-        # ORT's own thread count, as its calibrator: the count changes the last bits of some kernels (measured: with
-        # one thread the ranges of DEIMv2-Atto, MTCNN O-Net and a third registered model differ from the calibrator's)
         absmin = self.method == "percentile" and not keep
         return ort.InferenceSession(stats_model(self._model, self.reduced, absmin=absmin, keep=keep)
                                     .SerializeToString(), so, providers=self.providers)

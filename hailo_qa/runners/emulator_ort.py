@@ -28,8 +28,9 @@ its fused-layer arithmetic and accumulator widths, 4-bit weight compression, on-
 carry ``BackendInfo(name="ort-emulator", hailo=False)``.
 
 Quantized models are cached in ``work_dir/emulator/`` keyed by the Stage-1 hash, the quantization config, the
-calibration set hash and the ONNX Runtime version; writes are atomic (temp file + ``os.replace``), so concurrent
-pytest-xdist workers at worst quantize twice and never read a half-written file.
+calibration set hash and the ONNX Runtime version; writes are atomic (temp file + ``os.replace``), so no reader sees a
+half-written file, and a process that needs a model another one is quantizing (a pytest-xdist worker) waits for it
+(:func:`hailo_qa.fsutil.build_lock`) instead of quantizing it again.
 """
 from __future__ import annotations
 
@@ -306,10 +307,8 @@ def quantize_stage1(stage1: str | Path, calib: CalibSource, cfg: OrtQuantConfig,
         GraphError: a 16-bit layer is not in the model, or the model cannot be quantized.
         InputDataError: the calibration data does not fit the model.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
     stage1 = Path(stage1)
-    from hailo_qa.fsutil import writable_dir
+    from hailo_qa.fsutil import build_lock, writable_dir
 
     work = writable_dir(Path(work_dir) / "emulator", "the emulator cache")
     stage1_sha = _sha256_file(stage1)
@@ -323,7 +322,18 @@ def quantize_stage1(stage1: str | Path, calib: CalibSource, cfg: OrtQuantConfig,
     if out.is_file() and meta_path.is_file():
         with contextlib.suppress(ValueError, OSError):
             return out, json.loads(meta_path.read_text())
+    with build_lock(out):  # another pytest-xdist worker quantizing the same: wait for its model, not quantize again
+        if out.is_file() and meta_path.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                return out, json.loads(meta_path.read_text())
+        return _quantize(stage1, calib, cfg, out, meta_path, stage1_sha, ver, input_name, layout, ranges)
 
+
+def _quantize(stage1: Path, calib: CalibSource, cfg: OrtQuantConfig, out: Path, meta_path: Path, stage1_sha: str,
+              ver: str, input_name: str | None, layout: str, ranges: str) -> tuple[Path, dict[str, Any]]:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    work = out.parent
     float_model = onnx.load(str(stage1), load_external_data=False)
     graph_inputs = [i for i in float_model.graph.input
                     if i.name not in {t.name for t in float_model.graph.initializer}]
@@ -404,7 +414,7 @@ class OrtEmulatorRunner(BaseRunner):
         work_dir: cache root.
         input_name: the Stage-1 input fed with calibration data. Defaults to the single input.
         layouts: layout per tensor (``NCHW``/``NHWC``) for metadata and calibration. Defaults to NCHW.
-        threads: ORT intra-op threads. Defaults to ORT's choice.
+        threads: ORT intra-op threads. Defaults to :func:`hailo_qa.runners.onnxrt.default_threads`.
         name: runner name. Defaults to ``ort-emulator[<config>]``.
     """
 

@@ -1,6 +1,7 @@
-"""Float reference runner on ONNX Runtime (CPU)."""
+"""Float reference runner on ONNX Runtime (CPU), and the session options every hailo-qa session is made with."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,13 +18,81 @@ _ORT_TYPES = {
 }
 
 
+THREADS_ENV = "HAILO_QA_ORT_THREADS"
+"""Environment variable: ONNX Runtime intra-op threads for every session hailo-qa creates (a positive integer)."""
+
+_default_threads: int | None = None
+
+
+def set_default_threads(threads: int | None) -> None:
+    """Intra-op threads for sessions that do not name their own (None: ONNX Runtime's choice, one per core).
+
+    The pytest plugin sets cores ÷ workers in each pytest-xdist worker, so two workers on two cores run two busy
+    threads, not four. :data:`THREADS_ENV` still wins (see :func:`default_threads`).
+    """
+    global _default_threads
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InputDataError(f"ONNX Runtime thread count {threads!r} is not a positive integer",
+                             note="expected None (ONNX Runtime's choice) or a count >= 1")
+    _default_threads = threads
+
+
+def default_threads() -> int | None:
+    """Intra-op threads for an optimized session that does not name its own (see :func:`session_options`):
+    ``HAILO_QA_ORT_THREADS`` when set, else what :func:`set_default_threads` set, else None (ONNX Runtime's choice).
+
+    Raises:
+        InputDataError: ``HAILO_QA_ORT_THREADS`` is not a positive integer.
+    """
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise InputDataError(f"{THREADS_ENV}={raw!r} is not a positive integer",
+                                 note="expected the ONNX Runtime intra-op thread count, e.g. 1",
+                                 hint=f"unset {THREADS_ENV} to let ONNX Runtime use one thread per core")
+        return n
+    return _default_threads
+
+
+def session_options(*, threads: int | None = None, optimize: bool = True, config: Mapping[str, str] | None = None,
+                    prepack: bool | None = None):
+    """The ``onnxruntime.SessionOptions`` of every session hailo-qa creates (see :func:`session_from_onnx` for the
+    arguments).
+
+    ``threads=None`` takes :func:`default_threads` for optimized sessions only. Unoptimized ones (calibration ranges,
+    the noise analysis, equivalence proofs) keep ONNX Runtime's default, because their last bits depend on the
+    thread count: measured on the five registered Stage 1s (onnxruntime 1.32, 1 vs 2 threads, every intermediate
+    tensor), unoptimized 3 of 186 tensors differ on DEIMv2, 10 of 13 on FSQ and 17 of 24 on O-Net, optimized none.
+    So a pytest-xdist worker calibrates to the same ranges, and quantizes to the same model, as a serial run.
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not (optimize if prepack is None else prepack):
+        so.add_session_config_entry("session.disable_prepacking", "1")
+    threads = threads or (default_threads() if optimize else None)
+    if threads:
+        so.intra_op_num_threads = threads
+    for key, value in (config or {}).items():
+        so.add_session_config_entry(key, value)
+    return so
+
+
 def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: int | None = None,
                       optimize: bool = True, config: Mapping[str, str] | None = None, prepack: bool | None = None):
     """An ``onnxruntime.InferenceSession`` on the CPU.
 
     Args:
         model: path, serialized bytes or a ModelProto.
-        threads: intra-op threads. Defaults to ORT's choice.
+        threads: intra-op threads. Defaults to :func:`default_threads` when ``optimize``, else ORT's choice (see
+            :func:`session_options`).
         optimize: ORT graph optimizations. Off for equivalence proofs: ORT's optimizer picks fusions and
             shape-specialised kernels per graph, so two graphs computing the same function can differ in the last
             bit. Defaults to True.
@@ -38,16 +107,7 @@ def session_from_onnx(model: str | Path | bytes | onnx.ModelProto, *, threads: i
         model = model.SerializeToString()
     elif isinstance(model, Path):
         model = str(model)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if not optimize:
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    if not (optimize if prepack is None else prepack):
-        so.add_session_config_entry("session.disable_prepacking", "1")
-    if threads:
-        so.intra_op_num_threads = threads
-    for key, value in (config or {}).items():
-        so.add_session_config_entry(key, value)
+    so = session_options(threads=threads, optimize=optimize, config=config, prepack=prepack)
     return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
 
 
@@ -67,7 +127,7 @@ class OnnxrtRunner(BaseRunner):
         model: path, bytes or ModelProto.
         name: runner name used in messages. Defaults to ``onnxrt``.
         layouts: layout per tensor name (``NCHW``/``NHWC``) for metadata. Defaults to none.
-        threads: ORT intra-op threads. Defaults to ORT's choice.
+        threads: ORT intra-op threads. Defaults to :func:`default_threads`.
         optimize: ORT graph optimizations (see :func:`session_from_onnx`). Defaults to True.
         config: ORT session config entries (see :func:`session_from_onnx`). Defaults to none.
         prepack: ORT weight pre-packing (see :func:`session_from_onnx`). Defaults to ``optimize``.

@@ -85,13 +85,13 @@ def test_alls_lines_are_model_script_commands_in_hn_names():
         alls_lines(["/m/Cnv"], layer_map=layer_map_from_hn(hn))
 
 
-def test_ort_layer_noise_on_tiny_model(tmp_path):
+def _tiny_quantized(tmp_path, cfg=None):
+    """A Conv+Relu float model, its INT8 QDQ twin and two probe feeds."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from hailo_qa.runners.emulator_ort import OrtEmulatorRunner, OrtQuantConfig
 
-    _calib = _tiny_calib
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.normal(0, 0.5, (8, 3, 3, 3)).astype(np.float32), "w1")
     g = helper.make_graph([helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
@@ -100,14 +100,59 @@ def test_ort_layer_noise_on_tiny_model(tmp_path):
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], [w1])
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
-    q = OrtEmulatorRunner(path, _calib(), OrtQuantConfig("int8"), tmp_path).prepare()
-    feeds = [{"x": s} for s in _calib(2, seed=3).iter_samples()]
+    q = OrtEmulatorRunner(path, _tiny_calib(), cfg or OrtQuantConfig("int8"), tmp_path).prepare()
+    return path, q, [{"x": s} for s in _tiny_calib(2, seed=3).iter_samples()]
+
+
+def test_ort_layer_noise_on_tiny_model(tmp_path):
+    path, q, feeds = _tiny_quantized(tmp_path)
     noise = ort_layer_noise(path, q, feeds, work_dir=tmp_path)
     by_layer = {n.layer: n for n in noise}
     assert "conv1" in by_layer and by_layer["conv1"].op_type == "Conv+Relu"  # fused, as Hailo sees it
     assert 10 < by_layer["conv1"].snr_db < 80 and math.isfinite(by_layer["conv1"].added_db)
     with pytest.raises(InputDataError):
         ort_layer_noise(path, q, [])
+
+
+def test_cached_layer_noise_is_the_same_analysis_and_misses_when_a_model_or_input_changes(tmp_path, monkeypatch):
+    """The noise analysis of an int16_selective run is cached (pytest-xdist workers and later runs share it): read
+    back, the records are the analysis' own (every float exact); a changed float model, quantized model or probe
+    input is another entry."""
+    import json
+    import shutil
+
+    import onnx
+
+    import hailo_qa.quant.noise as noise_mod
+    from hailo_qa.quant.noise import cached_layer_noise
+    from hailo_qa.runners.emulator_ort import OrtQuantConfig
+
+    path, q, feeds = _tiny_quantized(tmp_path)
+    runs = []
+    real = noise_mod.ort_layer_noise
+    monkeypatch.setattr(noise_mod, "ort_layer_noise", lambda *a, **k: runs.append(a) or real(*a, **k))
+    first = cached_layer_noise(path, q, feeds, tmp_path)
+    again = cached_layer_noise(path, q, feeds, tmp_path)
+    assert len(runs) == 1
+    as_json = [json.dumps(n.to_dict()) for n in first]  # NaN-safe equality
+    assert [json.dumps(n.to_dict()) for n in again] == as_json
+    assert as_json == [json.dumps(n.to_dict()) for n in real(path, q, feeds, work_dir=tmp_path)]
+    cached_layer_noise(path, q, [{"x": feeds[0]["x"] + np.float32(1e-3)}, feeds[1]], tmp_path)
+    assert len(runs) == 2  # another probe input
+    (tmp_path / "pt").mkdir()
+    per_tensor = _tiny_quantized(tmp_path / "pt", OrtQuantConfig("int8", weight_granularity="per_tensor"))[1]
+    cached_layer_noise(path, per_tensor, feeds, tmp_path)
+    assert len(runs) == 3  # another quantized model
+    model = onnx.load(str(path))
+    model.doc_string = "re-exported"
+    other = tmp_path / "other" / "m.onnx"
+    other.parent.mkdir()
+    onnx.save(model, other)
+    shutil.copy(q, tmp_path / "other" / "q.onnx")
+    cached_layer_noise(other, tmp_path / "other" / "q.onnx", feeds, tmp_path)
+    assert len(runs) == 4  # another float model (same name, other bytes)
+    cached_layer_noise(path, q, feeds, tmp_path)
+    assert len(runs) == 4  # and the first entry is still there
 
 
 @pytest.mark.slow
