@@ -160,6 +160,24 @@ def test_an_explicit_read_only_state_folder_is_an_error_not_a_fallback(checkout,
     assert not list(home.glob(".local/state/hailo-qa/*")) and list(state.iterdir()) == []
 
 
+def test_lint_and_split_with_a_read_only_state_folder_name_it_and_no_cache_opts_out(checkout, tmp_path):
+    """The cache of proven prepared graphs lives in the state folder: one this user cannot write is the error every
+    command gives (before the work), and ``--no-cache`` lints and splits without it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o755)  # root's: read-only for the user
+    home = tmp_path / "home-a"
+    model = str(checkout / "fixtures" / "m.onnx")
+    for argv in (["lint", model], ["split", model, "--out", str(home / "o"), "--no-int8-error"]):
+        proc = run_as(A_UID, ["-m", "hailo_qa", *argv], home=home, pythonpath=checkout, cwd=home,
+                      env={"HAILO_QA_STATE_DIR": str(state)})
+        _assert_error(proc, f"error: the work folder under HAILO_QA_STATE_DIR '{state / 'work'}' is not writable")
+        proc = run_as(A_UID, ["-m", "hailo_qa", *argv, "--no-cache"], home=home, pythonpath=checkout, cwd=home,
+                      env={"HAILO_QA_STATE_DIR": str(state)})
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert list(state.iterdir()) == []
+
+
 PYTEST_FILE = """
 def test_records(hqa_history, hqa_work_dir):
     hqa_history.record(model="m", metric="snr_db", value=30.0, target="emulator")
