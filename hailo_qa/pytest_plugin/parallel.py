@@ -2,13 +2,15 @@
 
 Registered by :mod:`hailo_qa.pytest_plugin.plugin` (``PLUGIN_MODULES``).
 
-- **Scheduling.** Unless the user chose a ``--dist`` mode, ``-n N`` sends all tests of one manifest model (every
-  test whose id names the model: ``hqa_model``/``hqa_variant`` parameters, per-model parametrizations) to one worker
-  as one unit: one worker builds a model's split, calibration sets, quantized models and module fixtures while the
-  other works on another model. Units go out largest first (xdist's ``--loadscope-reorder``); tests of no model
-  are units of one, sent as workers free up. (Our own scheduler rather than ``xdist_group`` marks with
-  ``--dist loadgroup``: with pytest 9.2, xdist 3.8 cannot rename the items it groups, ``item._nodeid``, so its
-  groups are silently ignored.)
+- **Scheduling.** Unless the user chose a ``--dist`` mode, ``-n N`` sends the tests of one test module on one
+  manifest model (every test whose id names the model: ``hqa_model``/``hqa_variant`` parameters, per-model
+  parametrizations) to one worker as one unit, so that module's fixtures for the model (split, calibration sets,
+  face sets, float references) are built once; what modules share (splits, quantized models, noise analyses) comes
+  from the one cache below. Units go out largest first (xdist's ``--loadscope-reorder``); other tests are units of
+  one, sent as workers free up. Not one unit per model: YuNet, DEIMv2 and MobileFaceNet each take 52–57 s of a
+  174 s cold ``pytest -m emulator``, so per-model units left one worker with two of them (1.28× instead of ~2×).
+  (Our own scheduler rather than ``xdist_group`` marks with ``--dist loadgroup``: with pytest 9.2, xdist 3.8 cannot
+  rename the items it groups, ``item._nodeid``, so its groups are silently ignored.)
 - **One cache.** The controller decides the work folder (``--hqa-work-dir``, else the state folder's) and hands its
   absolute path to every worker (``workerinput``), so all workers of a run read and write one content-addressed
   cache (splits, quantized models, noise analyses), where a file lock makes a worker that needs an artefact another
@@ -29,7 +31,7 @@ from collections.abc import Iterable
 import pytest
 
 GROUP_PREFIX = "hqa-"
-"""Work-unit name of a model's tests: ``hqa-<model name>``."""
+"""Work unit of a module's tests on a model: ``<module path>::hqa-<model name>``."""
 _WORK_DIR = "hqa_work_dir"
 
 
@@ -50,8 +52,15 @@ def model_of(nodeid: str, names: Iterable[str]) -> str | None:
     return None
 
 
+def unit_of(nodeid: str, names: Iterable[str]) -> str:
+    """The work unit of a test: its module and model (``tests/test_x.py::hqa-yunet``) when its id names a manifest
+    model, else the test itself."""
+    name = model_of(nodeid, names)
+    return f"{nodeid.split('::', 1)[0]}::{GROUP_PREFIX}{name}" if name else nodeid
+
+
 def model_scheduler(config: pytest.Config, log):
-    """xdist's ``loadscope`` scheduler with one work unit per manifest model (every test whose id names it) and one
+    """xdist's ``loadscope`` scheduler with one work unit per test module and manifest model (:func:`unit_of`) and one
     per other test; units are sent largest first (``--loadscope-reorder``, xdist's default)."""
     from xdist.scheduler import LoadScopeScheduling
 
@@ -64,15 +73,15 @@ def model_scheduler(config: pytest.Config, log):
 
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            name = model_of(nodeid, names)
-            return GROUP_PREFIX + name if name else nodeid
+            return unit_of(nodeid, names)
 
     return ModelScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """``-n N`` without a ``--dist`` choice: one manifest model's tests on one worker (:func:`model_scheduler`)."""
+    """``-n N`` without a ``--dist`` choice: a module's tests of one manifest model on one worker
+    (:func:`model_scheduler`)."""
     if user_chose_dist(config):
         return None
     return model_scheduler(config, log)

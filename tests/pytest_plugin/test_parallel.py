@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from hailo_qa.pytest_plugin import parallel
-from hailo_qa.pytest_plugin.parallel import model_of, pytest_xdist_make_scheduler, worker_threads
+from hailo_qa.pytest_plugin.parallel import model_of, pytest_xdist_make_scheduler, unit_of, worker_threads
 from tests.pytest_plugin.test_plugin import ENTRY, _manifest
 
 pytest_plugins = ("pytester",)
@@ -67,6 +67,15 @@ def test_n2_groups_each_model_on_one_worker_with_one_cache_and_split_threads(pyt
 def test_model_of_reads_the_model_from_the_test_id(nodeid, model):
     names = ("yunet", "yunet_v2", "deimv2_atto", "mobilefacenet", "arcface_mobilefacenet_hef", "mtcnn_onet")
     assert model_of(nodeid, names) == model
+
+
+def test_a_unit_is_one_module_on_one_model():
+    names = ("yunet", "deimv2_atto")
+    assert unit_of("tests/test_a.py::test_x[int8-yunet]", names) == "tests/test_a.py::hqa-yunet"
+    assert unit_of("tests/test_a.py::test_y[yunet]", names) == "tests/test_a.py::hqa-yunet"
+    assert unit_of("tests/test_b.py::test_x[yunet]", names) == "tests/test_b.py::hqa-yunet"
+    assert unit_of("tests/test_a.py::test_x[int8-deimv2_atto]", names) == "tests/test_a.py::hqa-deimv2_atto"
+    assert unit_of("tests/test_a.py::test_z[3]", names) == "tests/test_a.py::test_z[3]"
 
 
 def _config(argv_dist="no", distload=False):
