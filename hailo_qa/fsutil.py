@@ -12,9 +12,11 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from hailo_qa.errors import InputFileError
+
+T = TypeVar("T")
 
 
 SHARED_STATE_HINT = ("a folder shared by several users needs group-writable files: make it a setgid group folder "
@@ -250,6 +252,21 @@ def build_lock(path: str | Path, *, timeout: float = BUILD_WAIT_S):
     finally:
         if fd is not None:
             os.close(fd)  # releases the lock
+
+
+def build_once(path: str | Path, load: Callable[[], T | None], build: Callable[[], T]) -> T:
+    """The cache entry at ``path``: ``load()`` when it finds one, else ``build()`` under :func:`build_lock`.
+
+    ``load`` is tried again inside the lock, so a process that waited for another's build of the same entry (a
+    pytest-xdist worker) reads that build instead of repeating it. ``load`` returns None for an entry that is absent
+    or unreadable; ``build`` writes the entry (atomically) and returns it.
+    """
+    hit = load()
+    if hit is not None:
+        return hit
+    with build_lock(path):
+        hit = load()
+        return hit if hit is not None else build()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 
-from hailo_qa.fsutil import atomic_write, build_lock
+from hailo_qa.fsutil import atomic_write, build_lock, build_once
 
 
 def _build(entry, started, hold_s):
@@ -48,3 +48,25 @@ def test_no_lock_where_none_can_be_made_is_not_an_error(tmp_path):
     (tmp_path / "file").write_text("a file where the cache folder should be")
     with build_lock(tmp_path / "file" / "entry.onnx") as locked:
         assert locked is False
+
+
+def test_build_once_reads_the_entry_another_process_built_while_it_waited(tmp_path):
+    """Absent at the first look, built by the child meanwhile: the look inside the lock finds it, no second build."""
+    entry = tmp_path / "cache" / "entry.onnx"
+    proc = _hold_in_child(entry)
+    looks, builds = [], []
+
+    def load():
+        looks.append(entry.exists())
+        return entry.read_text() if entry.exists() else None
+
+    got = build_once(entry, load, lambda: builds.append(1) or "ours")
+    proc.join(60)
+    assert got == "built" and looks == [False, True] and builds == []
+
+
+def test_build_once_builds_a_missing_entry_once_and_returns_a_present_one_unlocked(tmp_path):
+    entry = tmp_path / "entry.txt"
+    built = build_once(entry, lambda: None, lambda: atomic_write(entry, "new") and entry.read_text())
+    assert built == "new" and entry.read_text() == "new"
+    assert build_once(entry, entry.read_text, lambda: (_ for _ in ()).throw(AssertionError("rebuilt"))) == "new"

@@ -24,7 +24,7 @@ from typing import Any
 import onnx
 
 from hailo_qa.errors import GraphError, InputFileError, did_you_mean
-from hailo_qa.fsutil import atomic_write, build_lock, default_mode, ensure_dir, writable_dir
+from hailo_qa.fsutil import atomic_write, build_once, default_mode, ensure_dir, writable_dir
 from hailo_qa.graph.index import GraphIndex
 from hailo_qa.graph.io import load_onnx, sha256_file, sha256_model
 from hailo_qa.graph.lint import classify, pick_image_inputs
@@ -563,12 +563,14 @@ def split_for_model(spec, work_dir: str | Path, *, simplify: bool | None = None)
     shapes = {i.name: list(i.shape) for i in spec.inputs}
     simplify = spec.split.simplify if simplify is None else simplify
     final = split_dir_for_model(spec, work_dir, simplify=simplify)
-    if (final / "split_report.json").is_file():
+    def built() -> SplitResult | None:
+        return load_stages(final) if (final / "split_report.json").is_file() else None
+
+    def build() -> SplitResult:
+        _build_split(spec, final, shapes, simplify)
         return load_stages(final)
-    with build_lock(final):  # another pytest-xdist worker splitting this model: wait for its split, not split again
-        if not (final / "split_report.json").is_file():
-            _build_split(spec, final, shapes, simplify)
-    return load_stages(final)
+
+    return build_once(final, built, build)  # another xdist worker splitting this model: wait, read its split
 
 
 def _build_split(spec, final: Path, shapes: dict[str, list], simplify: bool) -> None:

@@ -290,7 +290,7 @@ def cached_layer_noise(float_model: str | Path, quantized_model: str | Path,
     exactly). A process that needs an analysis another one is running (a pytest-xdist worker) waits for it."""
     import json
 
-    from hailo_qa.fsutil import atomic_write, build_lock
+    from hailo_qa.fsutil import atomic_write, build_once
 
     path = noise_cache_path(float_model, quantized_model, feeds, work_dir)
 
@@ -301,13 +301,9 @@ def cached_layer_noise(float_model: str | Path, quantized_model: str | Path,
         except (OSError, ValueError, TypeError):
             return None
 
-    hit = cached()
-    if hit is not None:
-        return hit
-    with build_lock(path):
-        hit = cached()
-        if hit is not None:
-            return hit
+    def build() -> list[LayerNoise]:
         noise = ort_layer_noise(float_model, quantized_model, feeds, work_dir=work_dir)
         atomic_write(path, json.dumps([n.to_dict() for n in noise]))
-    return noise
+        return noise
+
+    return build_once(path, cached, build)

@@ -308,7 +308,7 @@ def quantize_stage1(stage1: str | Path, calib: CalibSource, cfg: OrtQuantConfig,
         InputDataError: the calibration data does not fit the model.
     """
     stage1 = Path(stage1)
-    from hailo_qa.fsutil import build_lock, writable_dir
+    from hailo_qa.fsutil import build_once, writable_dir
 
     work = writable_dir(Path(work_dir) / "emulator", "the emulator cache")
     stage1_sha = _sha256_file(stage1)
@@ -319,14 +319,15 @@ def quantize_stage1(stage1: str | Path, calib: CalibSource, cfg: OrtQuantConfig,
     key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
     out = work / f"{stage1.stem}.{cfg.config}.{key}.onnx"
     meta_path = out.with_suffix(".json")
-    if out.is_file() and meta_path.is_file():
-        with contextlib.suppress(ValueError, OSError):
-            return out, json.loads(meta_path.read_text())
-    with build_lock(out):  # another pytest-xdist worker quantizing the same: wait for its model, not quantize again
+    def cached() -> tuple[Path, dict[str, Any]] | None:
         if out.is_file() and meta_path.is_file():
             with contextlib.suppress(ValueError, OSError):
                 return out, json.loads(meta_path.read_text())
-        return _quantize(stage1, calib, cfg, out, meta_path, stage1_sha, ver, input_name, layout, ranges)
+        return None
+
+    # another pytest-xdist worker quantizing the same: wait for its model, not quantize again
+    return build_once(out, cached, lambda: _quantize(stage1, calib, cfg, out, meta_path, stage1_sha, ver, input_name,
+                                                     layout, ranges))
 
 
 def _quantize(stage1: Path, calib: CalibSource, cfg: OrtQuantConfig, out: Path, meta_path: Path, stage1_sha: str,
