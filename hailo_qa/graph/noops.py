@@ -24,6 +24,10 @@ from onnx import helper, numpy_helper
 _OUTPUT = "output"
 
 
+_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+"""Standard ops with graph attributes (nodes of other domains are looked at too)."""
+
+
 class _Out:
     """A graph output in a user list (GraphSurgeon lists an output tensor among its producer's users)."""
 
@@ -34,14 +38,28 @@ _OUT = _Out()
 
 
 class _Node:
-    __slots__ = ("attrs", "domain", "ins", "name", "op", "outs", "proto", "subrefs")
+    __slots__ = ("_attrs", "domain", "edited", "ins", "ins0", "name", "op", "outs", "outs0", "proto", "subrefs")
 
     def __init__(self, op, name, domain, ins, outs, attrs, proto=None, subrefs=()):
         self.op, self.name, self.domain = op, name, domain
         self.ins, self.outs = ins, outs
-        self.attrs = attrs  # name → AttributeProto (as imported) or a python value (set by a rewrite)
+        self.ins0, self.outs0 = tuple(ins), tuple(outs)  # as imported: an unchanged node is exported as it came
+        self._attrs = attrs  # None: not read yet from ``proto``
+        self.edited = False  # attributes changed by a rewrite
         self.proto = proto  # the NodeProto it was imported from (None for a node a rewrite made)
         self.subrefs = subrefs  # outer-scope tensors its subgraphs read
+
+    @property
+    def attrs(self) -> dict:
+        """name → AttributeProto (as imported) or a python value (set by a rewrite)."""
+        if self._attrs is None:
+            self._attrs = {a.name: a for a in self.proto.attribute}
+        return self._attrs
+
+    @attrs.setter
+    def attrs(self, value: dict) -> None:
+        self._attrs = value
+        self.edited = True
 
 
 class _Graph:
@@ -71,10 +89,11 @@ class _Graph:
         self.cons: dict[str, list] = defaultdict(list)
         self.nodes: list[_Node] = []
         for p in g.node:
-            subs = [a for a in p.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)]
-            refs = tuple(sorted(_outer_refs(subs))) if subs else ()
-            n = _Node(p.op_type, p.name, p.domain, list(p.input), list(p.output),
-                      {a.name: a for a in p.attribute}, p, refs)
+            refs = ()
+            if p.op_type in _SUBGRAPH_OPS or p.domain not in ("", "ai.onnx"):
+                subs = [a for a in p.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)]
+                refs = tuple(sorted(_outer_refs(subs))) if subs else ()
+            n = _Node(p.op_type, p.name, p.domain, list(p.input), list(p.output), None, p, refs)
             self.nodes.append(n)
             for t in n.ins:
                 self.cons[t].append(n)
@@ -323,8 +342,8 @@ def _vi_shape(v: onnx.ValueInfoProto):
     tt = v.type.tensor_type
     if not v.type.HasField("tensor_type") or not tt.HasField("shape"):
         return None
-    return tuple(d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else None)
-                 for d in tt.shape.dim)
+    return tuple(d.dim_value if k == "dim_value" else d.dim_param if k == "dim_param" else None
+                 for d in tt.shape.dim for k in (d.WhichOneof("value"),))
 
 
 def _vi_dtype(v: onnx.ValueInfoProto):
@@ -389,13 +408,15 @@ def _rename_in_subgraphs(n: _Node, old: str, new: str) -> None:
             if o.name == old:
                 o.name = new
 
-    for k, a in list(n.attrs.items()):
+    attrs = dict(n.attrs)
+    for k, a in attrs.items():
         if isinstance(a, onnx.AttributeProto) and a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             a2 = onnx.AttributeProto()
             a2.CopyFrom(a)
             for sub in [a2.g] if a2.type == onnx.AttributeProto.GRAPH else list(a2.graphs):
                 walk(sub)
-            n.attrs[k] = a2
+            attrs[k] = a2
+    n.attrs = attrs
     n.subrefs = tuple(sorted({new if t == old else t for t in n.subrefs}))
 
 
@@ -927,10 +948,12 @@ def _dead_nodes(g: _Graph) -> None:
                 continue
             idx, var = cv
             value = g.value(n.ins[idx])
-            neutral = 1 if op == "Mul" else 0
-            same = g.shape(n.ins[var]) is not None and g.shape(n.ins[var]) == g.shape(n.outs[0])
-            if (op == "Mul" and np.all(value == 1) and (value.ndim == 0 or same)) or \
-                    (op == "Add" and ((value.ndim == 0 and value == neutral) or (np.all(value == 0) and same))):
+
+            def same(var=var, n=n):
+                return g.shape(n.ins[var]) is not None and g.shape(n.ins[var]) == g.shape(n.outs[0])
+
+            if (op == "Mul" and np.all(value == 1) and (value.ndim == 0 or same())) or \
+                    (op == "Add" and ((value.ndim == 0 and value == 0) or (np.all(value == 0) and same()))):
                 g.erase(n, var, 0)
         elif op in ("Sub", "Div"):
             if len(n.ins) > 1 and g.is_const(n.ins[1]) and not g.is_const(n.ins[0]):
@@ -1017,8 +1040,7 @@ def _export(g: _Graph) -> tuple[onnx.ModelProto, int]:
     kept_protos = set()
     for n in g.nodes:
         p = n.proto
-        if p is not None and n.attrs.keys() == {a.name for a in p.attribute} and \
-                all(n.attrs[a.name] is a for a in p.attribute) and n.ins == list(p.input) and n.outs == list(p.output):
+        if p is not None and not n.edited and tuple(n.ins) == n.ins0 and tuple(n.outs) == n.outs0:
             nodes.append(p)
             kept_protos.add(id(p))
             continue
