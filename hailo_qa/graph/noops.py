@@ -10,6 +10,13 @@ GraphSurgeon's semantics where they decide tensor names: ``Node.erase`` of a no-
 tensor renames the *producer's* output to the no-op's output name; with a graph input or output as its input the
 consumers are rewired instead, and a no-op between a graph input/output and a graph output stays.
 
+In rounds, as ``prepare._slim`` runs them (fold, eliminate, infer shapes, until a round changes nothing), the result is
+onnxslim's exactly when each round eliminates on the folded graph with the value_info known *before* the fold (what
+onnxslim's own round sees: GraphSurgeon keeps the imported shapes of the tensors that survive folding). Folding to
+convergence first and eliminating afterwards can differ: a Reshape whose shape input only folds in a later round gets
+its inferred output shape as a constant ``<output>_shape`` (with -1 for a dim still symbolic) in the interleaved order,
+the folded constant in the other (DEIMv2: 6 Reshapes; ``tests/graph/test_noops.py`` holds both orders).
+
 Not reproduced: onnxslim recurses into If/Loop/Scan bodies; here the bodies are left as they are (their references
 to outer tensors are followed, so nothing they use is removed or left dangling). The graphs of the registered and
 unseen models have no subgraphs (``tests/graph/test_noops.py`` holds the result against onnxslim on them)."""
@@ -101,6 +108,7 @@ class _Graph:
                 self.prod[t].append(n)
         self.subrefs = {t for n in self.nodes for t in n.subrefs}
         self.reshaped: set[str] = set()  # tensors whose shape a rewrite set (exported with it)
+        self.version = 0  # counts changes to node inputs and outputs
 
     # tensors -------------------------------------------------------------------------------------------------
     def is_const(self, t: str) -> bool:
@@ -167,32 +175,38 @@ class _Graph:
 
     # GraphSurgeon's synchronized lists ---------------------------------------------------------------------
     def set_in(self, n: _Node, i: int, t: str) -> None:
+        self.version += 1
         self.cons[n.ins[i]].remove(n)
         n.ins[i] = t
         self.cons[t].append(n)
 
     def set_out(self, n: _Node, i: int, t: str) -> None:
+        self.version += 1
         self.prod[n.outs[i]].remove(n)
         n.outs[i] = t
         self.prod[t].append(n)
 
     def clear_ins(self, n: _Node) -> None:
+        self.version += 1
         for t in n.ins:
             self.cons[t].remove(n)
         n.ins = []
 
     def clear_outs(self, n: _Node) -> None:
+        self.version += 1
         for t in n.outs:
             self.prod[t].remove(n)
         n.outs = []
 
     def set_ins(self, n: _Node, ins: list) -> None:
+        self.version += 1
         self.clear_ins(n)
         n.ins = list(ins)
         for t in n.ins:
             self.cons[t].append(n)
 
     def set_outs(self, n: _Node, outs: list) -> None:
+        self.version += 1
         self.clear_outs(n)
         n.outs = list(outs)
         for t in n.outs:
@@ -846,6 +860,7 @@ _BY_OP = {op: tuple(f for o, f in _PATTERNS if o == op) for op, _ in _PATTERNS}
 def _fuse(g: _Graph) -> None:
     """onnxslim's graph_fusion with the elimination patterns: find_matches, then the merged nodes, cleanup."""
     mm: dict = {}
+    version = g.version
     for n in reversed(list(g.nodes)):
         if not n.outs or n.outs[0] in mm:
             continue
@@ -854,7 +869,8 @@ def _fuse(g: _Graph) -> None:
     for key, (op, ins, outs, attrs) in mm.items():
         g.add_node(op, key, ins, outs, attrs)
     g.cleanup()
-    g.toposort()
+    if g.version != version:  # else the order is the one sorted before
+        g.toposort()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -998,6 +1014,7 @@ def _dead_concat(g: _Graph, n: _Node) -> None:
             i = n.ins.index(t)
             g.cons[t].remove(n)
             del n.ins[i]
+            g.version += 1
     if len(n.ins) == 1:
         x, y = n.ins[0], n.outs[0]
         if x in g.output_set and y not in g.output_set:
@@ -1027,9 +1044,11 @@ def eliminate(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     g = _Graph(model)
     g.toposort()
     _fuse(g)
+    version = g.version
     _dead_nodes(g)
-    g.cleanup()
-    g.toposort()
+    if g.version != version:  # else cleanup and toposort would change nothing
+        g.cleanup()
+        g.toposort()
     return _export(g)
 
 
