@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import onnx
@@ -60,11 +61,6 @@ class GraphIndex:
         self.init = {t.name: t for t in g.initializer}
         self.inputs = [i.name for i in g.input if i.name not in self.init]
         self.outputs = [o.name for o in g.output]
-        self.tensors: dict[str, TensorInfo] = {}
-        for vi in list(g.input) + list(g.value_info) + list(g.output):
-            self.tensors[vi.name] = _info(vi)
-        for t in g.initializer:
-            self.tensors[t.name] = TensorInfo(t.name, tuple(t.dims), t.data_type)
         self.producer: dict[str, onnx.NodeProto] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
         for n in self.nodes:
@@ -79,6 +75,15 @@ class GraphIndex:
             if n.op_type == "Constant" or (n.input and all((not i) or i in self.constants for i in n.input)
                                             and n.op_type not in ("RandomNormal", "RandomUniform")):
                 self.constants.update(o for o in n.output if o)
+
+    @cached_property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """Shapes and dtypes of the graph's tensors (read from the protos on first use: a lookup of constants and
+        producers, as :func:`~hailo_qa.graph.prepare.shape_computation_nodes` makes, needs none of them)."""
+        g = self.model.graph
+        out = {vi.name: _info(vi) for vi in [*g.input, *g.value_info, *g.output]}
+        out.update({t.name: TensorInfo(t.name, tuple(t.dims), t.data_type) for t in g.initializer})
+        return out
 
     def name(self, node: onnx.NodeProto) -> str:
         return self.node_name[id(node)]

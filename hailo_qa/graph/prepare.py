@@ -1,5 +1,6 @@
-"""Preparation before lint/split: pin dynamic dims to static sizes, fold constants and shape subgraphs with onnxslim's
-folder (no fusions), infer shapes — and prove the prepared graph against the original before anything uses it.
+"""Preparation before lint/split: pin dynamic dims to static sizes, fold constants and shape subgraphs the way
+onnxslim's passes do (no fusions) — by our folder (:mod:`hailo_qa.graph.fold`, :mod:`hailo_qa.graph.noops`), onnxslim
+itself as the fallback — infer shapes, and prove the prepared graph against the original before anything uses it.
 
 A simplifier pass can change what a model computes (seen: a ``Pad`` folded the wrong way), so :func:`prepare` runs
 the original and the prepared graph on a seeded random input (ONNX Runtime, optimizations and pre-packing off) and,
@@ -118,11 +119,15 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 PREPARATIONS = (
-    ("fold", "constant and shape folding, eliminations; no fusions, subexpression merging or weight tying", {}),
+    ("fold", "constant and shape folding, eliminations; no fusions, subexpression merging or weight tying",
+     {"folder": "fast"}),
+    ("onnxslim", "the same, by onnxslim's own passes", {}),
     ("fold-only", "constant and shape folding only (eliminations off)", {"skip_optimizations": ["graph_fusion"]}),
     ("none", "no simplifier: dynamic dims pinned only", None),
 )
-"""The preparations tried in order: when one changes what the model computes, the next (safer) one is used."""
+"""The preparations tried in order: when one changes what the model computes, the next (safer) one is used. The
+first is :func:`_fast` (our folder: onnxslim's result without its graph model), the next the same by onnxslim
+itself (:func:`_slim`), then onnxslim without eliminations, then nothing."""
 
 FOLD_ROUNDS = 10
 """At most this many fold → shape-inference rounds (onnxslim's own iteration cap); a round that leaves nothing to
@@ -145,15 +150,10 @@ def _pin(model: onnx.ModelProto, static: Mapping[str, Sequence[int]]) -> onnx.Mo
     return out
 
 
-def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Mapping) -> onnx.ModelProto:
-    """Fold with onnxslim's own passes, one round at a time: its constant folder (ONNX-GraphSurgeon's, evaluated in
-    ONNX Runtime), eliminations and no-op removal, with ONNX's shape inference (C++, data propagation on) between
-    rounds so shape subgraphs fold — in place of ``onnxslim.slim``'s Python symbolic shape inference, and without
-    its fusions, subexpression merging and weight tying (:data:`SKIPPED_PASSES`). Rounds stop when one changes no
-    node, as ``onnxslim.slim``'s do."""
-    from onnxslim.core import freeze, optimize
-    from onnxslim.core.optimization import OptimizationSettings
-    from onnxslim.core.pattern.registry import DEFAULT_FUSION_PATTERNS
+def _start(model: onnx.ModelProto, static: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
+    """The model as both folders start from: inputs pinned, stale shapes dropped, initializers off the input list,
+    shapes inferred."""
+    from hailo_qa.graph.fold import freeze
 
     m = _pin(model, static)
     del m.graph.value_info[:]  # shapes inferred before pinning may contradict the pinned sizes
@@ -162,18 +162,67 @@ def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Ma
             if d.HasField("dim_value") and d.dim_value <= 0:
                 d.Clear()
     freeze(m)
+    return onnx.shape_inference.infer_shapes(m, data_prop=True)
+
+
+def _rounds(m: onnx.ModelProto, one_round, fold: bool) -> onnx.ModelProto:
+    """Fold → eliminate rounds with ONNX's shape inference (C++, data propagation on) between them, so shape
+    subgraphs fold; they stop when a round changes no node (as ``onnxslim.slim``'s do) or after
+    :data:`FOLD_ROUNDS`. A round folds only while :func:`_foldable` finds work (later rounds mostly only
+    eliminate)."""
+    for _ in range(FOLD_ROUNDS):
+        before = _structure(m)
+        m = onnx.shape_inference.infer_shapes(one_round(m, fold and _foldable(m)), data_prop=True)
+        if _structure(m) == before:
+            break
+    return m
+
+
+def _fast(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Mapping) -> onnx.ModelProto:
+    """Fold like :func:`_slim` without onnxslim's graph model: :mod:`hailo_qa.graph.fold` (the foldable nodes
+    computed in one ONNX Runtime session a round) and :mod:`hailo_qa.graph.noops` (onnxslim's eliminations and
+    no-op removal, on the protos). Same rounds, same result on every registered, unseen and real model tried
+    (``tests/graph/test_fold.py``), about ten times faster on DEIMv2-Atto."""
+    from hailo_qa.graph.fold import fold_constants
+    from hailo_qa.graph.noops import eliminate
+
+    def one_round(m: onnx.ModelProto, fold: bool) -> onnx.ModelProto:
+        if fold:
+            m, _ = fold_constants(m)
+        return eliminate(m)[0]
+
+    _quiet_ort()
+    try:
+        m = _rounds(_start(model, static), one_round, True)
+    except Exception as err:
+        raise GraphError(f"the folder could not fold the model: {err.__class__.__name__}: {err}",
+                         note="expected a graph that folds once its inputs are static",
+                         hint="try --no-simplify, or pass explicit input shapes") from err
+    m.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
+    return m
+
+
+def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Mapping) -> onnx.ModelProto:
+    """Fold with onnxslim's own passes, one round at a time: its constant folder (ONNX-GraphSurgeon's, evaluated in
+    ONNX Runtime), eliminations and no-op removal, with ONNX's shape inference between rounds (:func:`_rounds`) —
+    in place of ``onnxslim.slim``'s Python symbolic shape inference, and without its fusions, subexpression merging
+    and weight tying (:data:`SKIPPED_PASSES`). The reference :func:`_fast` is held to, and the fallback when the
+    fast folder's result fails the proof."""
+    from onnxslim.core import optimize
+    from onnxslim.core.optimization import OptimizationSettings
+    from onnxslim.core.pattern.registry import DEFAULT_FUSION_PATTERNS
+
     _quiet_ort()
     OptimizationSettings.reset([*SKIPPED_PASSES, *extra.get("skip_optimizations", ())])
     skip_fusions = [k for k in DEFAULT_FUSION_PATTERNS if k.startswith("Fusion")]  # eliminations only
     fold = OptimizationSettings.constant_folding
+
+    def one_round(m: onnx.ModelProto, fold_now: bool) -> onnx.ModelProto:
+        OptimizationSettings.constant_folding = fold_now
+        return optimize(m, skip_fusions)
+
     try:
-        m = onnx.shape_inference.infer_shapes(m, data_prop=True)
-        for _ in range(FOLD_ROUNDS):
-            before = _structure(m)
-            OptimizationSettings.constant_folding = fold and _foldable(m)  # later rounds mostly only eliminate
-            m = onnx.shape_inference.infer_shapes(optimize(m, skip_fusions), data_prop=True)
-            if _structure(m) == before:  # converged (onnxslim.slim compares whole graphs the same way)
-                break
+        m = _rounds(_start(model, static), one_round, fold)
     except Exception as err:
         raise GraphError(f"onnxslim could not fold the model: {err.__class__.__name__}: {err}",
                          note="expected a graph that folds once its inputs are static",
@@ -197,8 +246,9 @@ def _foldable(model: onnx.ModelProto) -> bool:
     Shape/Size of a tensor whose shape is static (folding costs ONNX Runtime sessions; this look one pass over the
     nodes)."""
     consts = {t.name for t in model.graph.initializer}
+    shaped = {n.input[0] for n in model.graph.node if n.op_type in ("Shape", "Size") and n.input}
     static = {v.name for v in [*model.graph.input, *model.graph.value_info, *model.graph.output]
-              if v.type.tensor_type.HasField("shape")
+              if v.name in shaped and v.type.tensor_type.HasField("shape")
               and all(d.HasField("dim_value") and d.dim_value > 0 for d in v.type.tensor_type.shape.dim)}
     for n in model.graph.node:
         if n.op_type == "Constant":
@@ -300,7 +350,14 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
                 pass  # an entry that does not read back as one is rebuilt, never trusted
         writable_dir(cache_dir, "the preparation cache")  # before the work, not after it
     for k, (name, desc, extra) in enumerate(steps):
-        candidate = _pin(model, static) if extra is None else _slim(model, static, extra)
+        try:
+            candidate = _pin(model, static) if extra is None else \
+                (_fast if extra.get("folder") == "fast" else _slim)(model, static, extra)
+        except GraphError as err:
+            if k + 1 < len(steps):
+                notes.append(f"preparation '{name}' failed ({err.what}); trying the next")
+                continue
+            raise
         try:
             candidate = infer_shapes(candidate)
         except GraphError:
@@ -311,8 +368,7 @@ def prepare(model: onnx.ModelProto, *, batch: int = 1, shapes: Mapping[str, Sequ
         proof = prove_preparation(model, candidate, static) if prove else None
         if proof is None or proof.ok or k + 1 == len(steps):
             out = candidate
-            simplifier = (f"onnxslim {_slim_version()} ({desc})" if extra is not None else desc) \
-                if simplify else "none"
+            simplifier = _describe(desc, extra) if simplify else "none"
             break
         notes.append(f"preparation '{name}' changed what the model computes ({proof.error().what}); "
                      f"fell back to a safer preparation")
@@ -348,10 +404,16 @@ def _from_entry(meta: Mapping, model: onnx.ModelProto) -> Prepared:
                     int(meta["nodes_after"]), str(meta["simplifier"]), tuple(meta["notes"]), meta["proof"])
 
 
-def _slim_version() -> str:
-    import onnxslim
+def _describe(desc: str, extra: Mapping | None) -> str:
+    """What the report says made the prepared graph (versions from package metadata: no import)."""
+    from importlib.metadata import version
 
-    return onnxslim.__version__
+    if extra is None:
+        return desc
+    if extra.get("folder") == "fast":
+        return (f"hailo-qa's folder: onnxslim {version('onnxslim')}'s passes re-done on the graph, values by ONNX "
+                f"Runtime {version('onnxruntime')} ({desc})")
+    return f"onnxslim {version('onnxslim')} ({desc})"
 
 
 NOTHING_TO_FOLD = "none needed (no shape subgraph, nothing to fold, no op the folder rewrites)"

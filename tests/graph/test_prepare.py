@@ -11,7 +11,7 @@ from onnx import numpy_helper as nh
 
 from hailo_qa.config import REPO_ROOT, SHARED_DIR
 from hailo_qa.graph import prepare as prep_mod
-from hailo_qa.graph.prepare import (NOTHING_TO_FOLD, _foldable, _nothing_to_fold, _slim, prepare,
+from hailo_qa.graph.prepare import (NOTHING_TO_FOLD, _fast, _foldable, _nothing_to_fold, _slim, prepare,
                                     shape_computation_nodes, static_shapes)
 from tests.graph import models
 
@@ -44,7 +44,7 @@ def _agrees_with_the_folder(m: onnx.ModelProto) -> None:
     """The fast path's graph is the folder's, node for node (ops, inputs, outputs), when the fast path is taken."""
     fast = _nothing_to_fold(m, shape_computation_nodes(m))
     assert fast is not None
-    slow = _slim(m, _static(m), {})
+    slow = _fast(m, _static(m), {})
     assert [(n.op_type, list(n.input), list(n.output)) for n in fast.graph.node] == \
            [(n.op_type, list(n.input), list(n.output)) for n in slow.graph.node]
 
@@ -70,7 +70,7 @@ def test_anything_the_folder_would_change_leaves_the_fast_path(case):
          "dead_output": lambda: _plain([h.make_node("Relu", ["y"], ["dead"])])}[case]()
     assert _nothing_to_fold(m, shape_computation_nodes(m)) is None
     p = prepare(m)
-    assert p.simplifier.startswith("onnxslim") and p.proof["verdict"] == "bit-exact"
+    assert p.simplifier.startswith("hailo-qa's folder") and p.proof["verdict"] == "bit-exact"
     gone = {"identity": "Identity", "all_constant": "Neg", "shape": "Shape"}.get(case)
     if gone:  # the folder did remove what the fast path would have kept
         assert gone not in _ops(p.model)
@@ -86,10 +86,11 @@ def test_registered_and_unseen_models_fast_path_is_sound(path):
     if _nothing_to_fold(m, shape_computation_nodes(m)) is not None:
         _agrees_with_the_folder(m)
     else:
-        assert not _foldable(_slim(m, _static(m), {}))
+        assert not _foldable(_fast(m, _static(m), {}))
 
 
-def test_fold_rounds_stop_at_the_first_round_that_changes_nothing(monkeypatch):
+@pytest.mark.parametrize("folder", [_fast, _slim], ids=["ours", "onnxslim"])
+def test_fold_rounds_stop_at_the_first_round_that_changes_nothing(monkeypatch, folder):
     """A shape chain folds in one round; a second round confirms nothing changes, and the loop ends there."""
     rounds = []
     real = prep_mod.onnx.shape_inference.infer_shapes
@@ -100,7 +101,7 @@ def test_fold_rounds_stop_at_the_first_round_that_changes_nothing(monkeypatch):
 
     m = _plain([h.make_node("Shape", ["y"], ["s"]), h.make_node("Reshape", ["y", "s"], ["z"])], out="z")
     monkeypatch.setattr(prep_mod.onnx.shape_inference, "infer_shapes", counting)
-    out = _slim(m, _static(m), {})
+    out = folder(m, _static(m), {})
     assert _ops(out) == ["Conv", "Relu", "Mul"] and not _foldable(out)
     assert rounds == [6, 3, 3]  # the pinned graph, round 1 (folded), round 2 (unchanged: stop)
 
@@ -133,5 +134,8 @@ def test_the_folder_keeps_onnx_runtime_warnings_off_the_console(capfd):
 
     onnxruntime.set_default_logger_severity(2)  # ORT's default (warnings), as a fresh process has it
     m = onnx.load(deim)
+    _fast(m, static_shapes(m), {})
+    assert "W:onnxruntime" not in capfd.readouterr().err
+    onnxruntime.set_default_logger_severity(2)
     _slim(m, static_shapes(m), {})
     assert "W:onnxruntime" not in capfd.readouterr().err

@@ -27,6 +27,7 @@ def _no_preparation(monkeypatch):
     def boom(*a, **kw):
         raise AssertionError("the simplifier or the proof ran on a cache hit")
 
+    monkeypatch.setattr(prep_mod, "_fast", boom)
     monkeypatch.setattr(prep_mod, "_slim", boom)
     monkeypatch.setattr(prep_mod, "prove_preparation", boom)
 
@@ -69,8 +70,8 @@ def test_changed_model_bytes_options_or_code_miss(tmp_path, monkeypatch):
     other = models.conv_topk()
     other.graph.initializer[0].raw_data = bytes(reversed(other.graph.initializer[0].raw_data))  # one weight differs
     calls = []
-    real = prep_mod._slim
-    monkeypatch.setattr(prep_mod, "_slim", lambda *a: calls.append(1) or real(*a))
+    real = prep_mod._fast
+    monkeypatch.setattr(prep_mod, "_fast", lambda *a: calls.append(1) or real(*a))
     prepare(other, cache_dir=tmp_path)
     prepare(m, batch=2, cache_dir=tmp_path)
     prepare(m, shapes={"images": [3, 3, 8, 8]}, cache_dir=tmp_path)

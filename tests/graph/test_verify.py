@@ -123,26 +123,42 @@ def test_reshape_is_covered_by_the_proof():
     assert proof.verdict == "bit-exact"
 
 
-def test_preparation_that_changes_the_model_falls_back(monkeypatch):
-    real = prep_mod._slim
-
-    def broken(model, static, extra):  # the default pass "folds the wrong way": one weight changes
+def _folds_wrong(real):
+    def broken(model, static, extra):  # the pass "folds the wrong way": one weight changes
         out = real(model, static, extra)
-        if not extra:
+        if not extra.get("skip_optimizations"):
             w = next(t for t in out.graph.initializer if len(t.dims) == 4)
             w.CopyFrom(nh.from_array(nh.to_array(w) * np.float32(1.01), w.name))
         return out
+    return broken
 
-    monkeypatch.setattr(prep_mod, "_slim", broken)
+
+def test_preparation_that_changes_the_model_falls_back(monkeypatch):
+    """Our folder wrong → onnxslim's own passes; both wrong → onnxslim without eliminations. Each step is proven."""
+    monkeypatch.setattr(prep_mod, "_fast", _folds_wrong(prep_mod._fast))
     p = prepare(models.conv_topk(batch=1))
-    assert "fold-only" in p.simplifier or "constant and shape folding only" in p.simplifier
-    assert any("changed what the model computes" in n and "fell back" in n for n in p.notes)
+    assert p.simplifier.startswith("onnxslim") and "by onnxslim's own passes" in p.simplifier
+    assert any("'fold' changed what the model computes" in n and "fell back" in n for n in p.notes)
     assert p.proof["verdict"] == "bit-exact"
+    monkeypatch.setattr(prep_mod, "_slim", _folds_wrong(prep_mod._slim))
+    p = prepare(models.conv_topk(batch=1))
+    assert "constant and shape folding only" in p.simplifier and p.proof["verdict"] == "bit-exact"
+    assert any("'onnxslim' changed what the model computes" in n for n in p.notes)
+
+
+def test_a_folder_that_fails_falls_back(monkeypatch):
+    def fails(model, static, extra):
+        raise prep_mod.GraphError("the folder could not fold the model: boom")
+
+    monkeypatch.setattr(prep_mod, "_fast", fails)
+    p = prepare(models.conv_topk(batch=1))
+    assert p.simplifier.startswith("onnxslim") and p.proof["verdict"] == "bit-exact"
+    assert any("'fold' failed (the folder could not fold the model: boom)" in n for n in p.notes)
 
 
 def test_preparation_proof_is_reported():
     p = prepare(models.conv_topk())
-    assert p.proof["verdict"] == "bit-exact" and p.simplifier.startswith("onnxslim")
+    assert p.proof["verdict"] == "bit-exact" and p.simplifier.startswith("hailo-qa's folder")
     p = prepare(models.conv_topk(), simplify=False)
     assert p.simplifier == "none" and p.proof["verdict"] == "bit-exact"
 
