@@ -236,6 +236,44 @@ def _evaluate(m: onnx.ModelProto, foldable: list, wanted: list[str], shape_value
         return {}
 
 
+def toposort(model: onnx.ModelProto) -> onnx.ModelProto:
+    """GraphSurgeon's node order (:func:`hailo_qa.graph.noops.level_order`), in place. onnxslim sorts before it
+    folds; nodes of equal level keep their order, so folding an unsorted list would order ties (and with them a
+    split's boundary tensors) differently."""
+    from hailo_qa.graph.noops import level_order
+
+    g = model.graph
+    nodes = list(g.node)
+    prod = {o: n for n in nodes for o in n.output if o}
+
+    def producers(n):
+        seen: dict[int, onnx.NodeProto] = {}
+        for t in (*n.input, *_body_reads(n)):
+            p = prod.get(t) if t else None
+            if p is not None and p is not n:
+                seen.setdefault(id(p), p)
+        return list(seen.values())
+
+    order = level_order(nodes, producers)
+    if any(a is not b for a, b in zip(order, nodes)):
+        del g.node[:]
+        g.node.extend(order)
+    return model
+
+
+def _body_reads(n: onnx.NodeProto) -> set[str]:
+    """Every tensor name the subgraphs of ``n`` (If/Loop/Scan bodies, nested) read: outer tensors among them must
+    stay."""
+    out: set[str] = set()
+    for a in n.attribute:
+        for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else
+                     list(a.graphs) if a.type == onnx.AttributeProto.GRAPHS else []):
+            for b in body.node:
+                out.update(i for i in b.input if i)
+                out.update(_body_reads(b))
+    return out
+
+
 def _cleanup(m: onnx.ModelProto) -> onnx.ModelProto:
     """Drop nodes none of whose outputs is used (repeatedly), then initializers nothing reads, in place."""
     g = m.graph
@@ -247,15 +285,15 @@ def _cleanup(m: onnx.ModelProto) -> onnx.ModelProto:
         if any(o and o in used for o in n.output):
             keep.append(n)
             used.update(i for i in n.input if i)
+            used.update(_body_reads(n))
     keep.reverse()
     if len(keep) != len(nodes):
         del g.node[:]
         g.node.extend(keep)
-    inits = [t for t in g.initializer if t.name in used]
-    if len(inits) != len(g.initializer):
-        del g.initializer[:]
-        g.initializer.extend(inits)
-    names = {t.name for t in inits}
+    for k in range(len(g.initializer) - 1, -1, -1):  # in place: rebuilding the list would copy every weight
+        if g.initializer[k].name not in used:
+            del g.initializer[k]
+    names = {t.name for t in g.initializer}
     vis = [v for v in g.value_info if v.name in used and v.name not in names]
     del g.value_info[:]
     g.value_info.extend(vis)

@@ -317,39 +317,40 @@ class _Graph:
         self.nodes = kept
 
     def toposort(self) -> None:
-        """GraphSurgeon's ``toposort``: a stable sort by level (1 + the highest level of a producer)."""
-        level: dict[int, int] = {}
+        """GraphSurgeon's ``toposort`` (:func:`level_order`)."""
         prod = self.prod
 
         def producers(n):
             return [p for t in (*n.ins, *n.subrefs) for p in prod.get(t, ()) if p is not n]
 
-        for root in self.nodes:
-            lv, ok = 0, True
-            for t in (*root.ins, *root.subrefs) if root.subrefs else root.ins:
-                for p in prod.get(t, ()):
-                    if p is not root:
-                        k = level.get(id(p))
-                        if k is None:
-                            ok = False
-                        elif k >= lv:
-                            lv = k + 1
-            if ok:  # the usual case: the list is in topological order already
-                level[id(root)] = lv
+        self.nodes[:] = level_order(self.nodes, producers)
+
+
+def level_order(nodes: list, producers) -> list:
+    """GraphSurgeon's topological order: each node's level is 0 when nothing in the graph feeds it, else 1 + the
+    highest level of its producers; the result is a stable sort by level of the order in which levels were *found*
+    — list order, except that a producer not yet seen is found (depth first, inputs in order) just before the first
+    node that reads it. A merged node appended at the end of the list therefore sorts, among equal levels, where
+    its first reader pulled it in, as in onnxslim."""
+    level: dict[int, int] = {}
+    found: list = []
+    for root in nodes:
+        if id(root) in level:
+            continue
+        stack = [(root, iter(producers(root)))]
+        path = {id(root)}
+        while stack:
+            n, todo = stack[-1]
+            nxt = next((p for p in todo if id(p) not in level and id(p) not in path), None)
+            if nxt is not None:
+                stack.append((nxt, iter(producers(nxt))))
+                path.add(id(nxt))
                 continue
-            stack, path = [root], {id(root)}
-            while stack:
-                n = stack[-1]
-                ps = producers(n)
-                nxt = next((p for p in ps if id(p) not in level and id(p) not in path), None)
-                if nxt is not None:
-                    stack.append(nxt)
-                    path.add(id(nxt))
-                    continue
-                level[id(n)] = 1 + max((level.get(id(p), -1) for p in ps), default=-1)
-                stack.pop()
-                path.discard(id(n))
-        self.nodes.sort(key=lambda n: level[id(n)])
+            stack.pop()
+            path.discard(id(n))
+            level[id(n)] = 1 + max((level.get(id(p), -1) for p in producers(n)), default=-1)
+            found.append(n)
+    return sorted(found, key=lambda n: level[id(n)])
 
 
 def _vi_shape(v: onnx.ValueInfoProto):
@@ -1082,30 +1083,26 @@ def _export(g: _Graph) -> tuple[onnx.ModelProto, int]:
     used = {t for n in g.nodes for t in (*n.ins, *n.subrefs)} | set(g.outputs)
     produced = {t for n in g.nodes for t in n.outs}
     out = onnx.ModelProto()
-    _copy_fields(model, out, skip=("graph",))
+    out.CopyFrom(model)  # one C++ copy, then pruned in place: extending a fresh graph copies every weight one by one
     og = out.graph
-    _copy_fields(src, og, skip=("node", "initializer", "input", "value_info"))
+    del og.node[:]
     og.node.extend(nodes)
-    og.input.extend(i for i in src.input if i.name in g.input_set)
-    og.initializer.extend(t for t in src.initializer if t.name in used and t.name in g.inits)
+    _keep_only(og.input, lambda i: i.name in g.input_set)
+    _keep_only(og.initializer, lambda t: t.name in used and t.name in g.inits)
     for name, values in g.new_consts.items():
         if name in used:
             og.initializer.append(numpy_helper.from_array(values, name))
     keep = produced - g.output_set - g.input_set
-    og.value_info.extend(v for v in src.value_info if v.name in keep and v.name not in g.reshaped)
-    for name in g.reshaped:
-        if name in keep and g.dtypes[name] is not None:
-            og.value_info.append(helper.make_tensor_value_info(name, g.dtypes[name], g.shapes[name]))
+    infos = [v for v in og.value_info if v.name in keep and v.name not in g.reshaped]
+    infos += [helper.make_tensor_value_info(name, g.dtypes[name], g.shapes[name]) for name in g.reshaped
+              if name in keep and g.dtypes[name] is not None]
+    del og.value_info[:]
+    og.value_info.extend(infos)
     return out, changed
 
 
-def _copy_fields(src, dst, skip=()) -> None:
-    for f, v in src.ListFields():
-        if f.name in skip:
-            continue
-        if f.is_repeated:
-            getattr(dst, f.name).extend(v)
-        elif f.message_type is not None:
-            getattr(dst, f.name).CopyFrom(v)
-        else:
-            setattr(dst, f.name, v)
+def _keep_only(field, wanted) -> None:
+    """Delete the elements of a repeated proto field ``wanted`` rejects, in place and in order (no copies)."""
+    for k in range(len(field) - 1, -1, -1):
+        if not wanted(field[k]):
+            del field[k]

@@ -41,12 +41,15 @@ def _same_graph(a: onnx.ModelProto, b: onnx.ModelProto) -> list[str]:
             out.append(f"initializer {k} differs")
     if [o.name for o in a.graph.output] != [o.name for o in b.graph.output]:
         out.append("graph outputs differ")
+    if not out and [tuple(n.output) for n in a.graph.node] != [tuple(n.output) for n in b.graph.node]:
+        out.append("node order differs")  # the order decides the order of a split's boundary tensors
     return out
 
 
 @pytest.mark.parametrize("path", REAL, ids=[p.stem for p in REAL])
 def test_our_folder_gives_onnxslims_graph(path):
-    """Node for node, initializer for initializer: so every cut, report and quantized model stays what it was."""
+    """Node for node (in order), initializer for initializer: so every cut, report and quantized model stays what it
+    was (initializers may be listed in another order)."""
     m = onnx.load(str(path))
     static = _static(m)
     ours = prep_mod._fast(m, static, {})
@@ -174,3 +177,22 @@ def test_a_folder_result_that_differs_is_found():
     b.CopyFrom(a)
     b.graph.node.append(h.make_node("Identity", [b.graph.output[0].name], ["extra"]))
     assert any("only in ours" in d for d in _same_graph(b, a))
+    b.CopyFrom(a)
+    first = onnx.NodeProto()
+    first.CopyFrom(b.graph.node[0])
+    del b.graph.node[0]
+    b.graph.node.append(first)
+    assert _same_graph(b, a) == ["node order differs"]
+
+
+def test_the_order_is_graphsurgeons_a_merged_node_sorts_where_its_reader_finds_it():
+    """Level order over the order levels are found: "merged" (appended last, as onnxslim appends a merged node) is
+    found through the Concat that reads it first, so it sorts before "r1" of the same level; a stable sort of the
+    list would keep list order (r1, merged) — and a split's boundary tensors in another order."""
+    from hailo_qa.graph.fold import toposort
+
+    m = _model([h.make_node("Relu", ["x"], ["a"], name="x0"),
+                h.make_node("Concat", ["m", "r"], ["y"], axis=0, name="reader"),
+                h.make_node("Neg", ["a"], ["r"], name="r1"), h.make_node("Abs", ["a"], ["m"], name="merged")],
+               [_x()], [_y()])
+    assert [n.name for n in toposort(m).graph.node] == ["x0", "merged", "r1", "reader"]
