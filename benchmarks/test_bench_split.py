@@ -1,11 +1,12 @@
-"""Lint + split time on DEIMv2-Atto, cold (no cache) and warm (the proven prepared graph from the cache), and the
-overhead of stage1+stage2 versus the full model in ONNX Runtime.
+"""Lint + split time on DEIMv2-Atto, cold (no cache) and warm (the proven prepared graph from the cache), our folder
+against onnxslim's passes on the same model, and the overhead of stage1+stage2 versus the full model in ONNX Runtime.
 
 Run: ``pytest benchmarks/test_bench_split.py --benchmark-enable -s``. The overhead target (≤ 1.05×) is reported in
 ``extra_info`` as a ratio measured in the same run; it is not asserted (timing on a shared CI box is noise).
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -59,6 +60,32 @@ def test_split_deimv2(benchmark, deim, cache, request):
     result = benchmark(stages_from_onnx, deim.file, shapes=shapes, image_inputs=["images"], cache_dir=d)
     assert result.boundary
     _report_median(benchmark, f"split ({cache}: {'cached preparation' if d else 'no cache'})")
+
+
+def test_folders_deimv2(benchmark, deim):
+    """The preparation's folding rounds by our folder (``_fast``) and by onnxslim's own passes (``_slim``, the
+    fallback), interleaved in one run; the same graph is asserted first, so the ratio compares like with like."""
+    import onnx
+
+    from hailo_qa.graph import prepare as P
+
+    m = onnx.load(str(deim.file))
+    static = P.static_shapes(m, overrides={i.name: i.shape for i in deim.inputs if i.shape})
+    ours = benchmark(P._fast, m, static, {})
+    slim = P._slim(m, static, {})
+    assert [(n.op_type, list(n.input), list(n.output)) for n in ours.graph.node] == \
+           [(n.op_type, list(n.input), list(n.output)) for n in slim.graph.node]
+    times: dict[str, list[float]] = {"ours": [], "onnxslim": []}
+    for _ in range(1 if os.environ.get("CI") else 7):  # interleaved: the load of a shared machine hits both alike
+        for name, fn in (("ours", P._fast), ("onnxslim", P._slim)):
+            t0 = time.perf_counter()
+            fn(m, static, {})
+            times[name].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    benchmark.extra_info.update({"ours_s": round(med["ours"], 3), "onnxslim_s": round(med["onnxslim"], 3),
+                                 "speedup": round(med["onnxslim"] / med["ours"], 1)})
+    print(f"\nfolding DEIMv2-Atto ({len(m.graph.node)} → {len(ours.graph.node)} nodes): ours {med['ours']:.3f} s, "
+          f"onnxslim's passes {med['onnxslim']:.3f} s (medians, interleaved): {med['onnxslim'] / med['ours']:.1f}x")
 
 
 def _median_ms(fn, n: int) -> float:

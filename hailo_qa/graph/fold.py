@@ -248,7 +248,7 @@ def toposort(model: onnx.ModelProto) -> onnx.ModelProto:
 
     def producers(n):
         seen: dict[int, onnx.NodeProto] = {}
-        for t in (*n.input, *_body_reads(n)):
+        for t in (*n.input, *_body_reads(n)) if _may_have_body(n) else n.input:
             p = prod.get(t) if t else None
             if p is not None and p is not n:
                 seen.setdefault(id(p), p)
@@ -259,6 +259,14 @@ def toposort(model: onnx.ModelProto) -> onnx.ModelProto:
         del g.node[:]
         g.node.extend(order)
     return model
+
+
+_BODY_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+
+def _may_have_body(n: onnx.NodeProto) -> bool:
+    """Whether ``n`` can carry a subgraph: a standard op with a body attribute, or any op of another domain."""
+    return n.op_type in _BODY_OPS or n.domain not in ("", "ai.onnx")
 
 
 def _body_reads(n: onnx.NodeProto) -> set[str]:
@@ -285,7 +293,8 @@ def _cleanup(m: onnx.ModelProto) -> onnx.ModelProto:
         if any(o and o in used for o in n.output):
             keep.append(n)
             used.update(i for i in n.input if i)
-            used.update(_body_reads(n))
+            if _may_have_body(n):
+                used.update(_body_reads(n))
     keep.reverse()
     if len(keep) != len(nodes):
         del g.node[:]

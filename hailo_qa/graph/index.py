@@ -117,8 +117,13 @@ class GraphIndex:
 
         The order is by *wave* — a node comes in the first wave after all its inputs are ready — then by file order;
         nodes that never become ready (a cycle, a missing producer) follow in file order. Linear in the graph size
-        (a wave-by-wave sweep was quadratic on a deep chain).
+        (a wave-by-wave sweep was quadratic on a deep chain). Computed once per index (a split asks seven times);
+        the list returned is a copy.
         """
+        return list(self._topo)
+
+    @cached_property
+    def _topo(self) -> list[onnx.NodeProto]:
         ready0 = set(self.inputs) | set(self.init) | {""}
         nodes = list(self.nodes)
         producers: dict[str, list[int]] = {}

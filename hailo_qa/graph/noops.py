@@ -337,7 +337,12 @@ def level_order(nodes: list, producers) -> list:
     for root in nodes:
         if id(root) in level:
             continue
-        stack = [(root, iter(producers(root)))]
+        ps = producers(root)
+        if all(id(p) in level for p in ps):  # the usual case: every producer came earlier in the list
+            level[id(root)] = 1 + max((level[id(p)] for p in ps), default=-1)
+            found.append(root)
+            continue
+        stack = [(root, iter(ps))]
         path = {id(root)}
         while stack:
             n, todo = stack[-1]
