@@ -230,11 +230,26 @@ def _rounds(m: onnx.ModelProto, one_round, fold: bool) -> onnx.ModelProto:
     return m
 
 
+def _folded(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], one_round, fold: bool,
+            who: str) -> onnx.ModelProto:
+    """The rounds of one folder from the pinned model; its failure is a :class:`GraphError` naming ``who`` (the
+    preparation then tries the next way)."""
+    _quiet_ort()
+    try:
+        m = _rounds(_start(model, static), one_round, fold)
+    except Exception as err:
+        raise GraphError(f"{who} could not fold the model: {err.__class__.__name__}: {err}",
+                         note="expected a graph that folds once its inputs are static",
+                         hint="try --no-simplify, or pass explicit input shapes") from err
+    m.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
+    return m
+
+
 def _fast(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Mapping) -> onnx.ModelProto:
     """Fold like :func:`_slim` without onnxslim's graph model: :mod:`hailo_qa.graph.fold` (the foldable nodes
     computed in one ONNX Runtime session a round) and :mod:`hailo_qa.graph.noops` (onnxslim's eliminations and
     no-op removal, on the protos). Same rounds, same result on every registered, unseen and real model tried
-    (``tests/graph/test_fold.py``), about ten times faster on DEIMv2-Atto."""
+    (``tests/graph/test_fold.py``), 3.9× faster on DEIMv2-Atto (``benchmarks/test_bench_split.py``)."""
     from hailo_qa.graph.fold import fold_constants, toposort
     from hailo_qa.graph.noops import eliminate
 
@@ -243,15 +258,7 @@ def _fast(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Ma
             m, _ = fold_constants(toposort(m))
         return eliminate(m)[0]
 
-    _quiet_ort()
-    try:
-        m = _rounds(_start(model, static), one_round, True)
-    except Exception as err:
-        raise GraphError(f"the folder could not fold the model: {err.__class__.__name__}: {err}",
-                         note="expected a graph that folds once its inputs are static",
-                         hint="try --no-simplify, or pass explicit input shapes") from err
-    m.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
-    return m
+    return _folded(model, static, one_round, True, "the folder")
 
 
 def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Mapping) -> onnx.ModelProto:
@@ -264,7 +271,6 @@ def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Ma
     from onnxslim.core.optimization import OptimizationSettings
     from onnxslim.core.pattern.registry import DEFAULT_FUSION_PATTERNS
 
-    _quiet_ort()
     OptimizationSettings.reset([*SKIPPED_PASSES, *extra.get("skip_optimizations", ())])
     skip_fusions = [k for k in DEFAULT_FUSION_PATTERNS if k.startswith("Fusion")]  # eliminations only
     fold = OptimizationSettings.constant_folding
@@ -274,15 +280,9 @@ def _slim(model: onnx.ModelProto, static: Mapping[str, Sequence[int]], extra: Ma
         return optimize(m, skip_fusions)
 
     try:
-        m = _rounds(_start(model, static), one_round, fold)
-    except Exception as err:
-        raise GraphError(f"onnxslim could not fold the model: {err.__class__.__name__}: {err}",
-                         note="expected a graph that folds once its inputs are static",
-                         hint="try --no-simplify, or pass explicit input shapes") from err
+        return _folded(model, static, one_round, fold, "onnxslim")
     finally:
         OptimizationSettings.reset()
-    m.ir_version = model.ir_version  # keep runtimes that cap the IR version happy
-    return m
 
 
 def _quiet_ort() -> None:
