@@ -25,8 +25,8 @@ import onnx
 
 MAGIC = b"hailo-qa prepared graph 1\n"
 
-CODE_FILES = ("graph/prepare.py", "graph/prepcache.py", "graph/index.py", "graph/verify.py", "runners/onnxrt.py",
-              "runners/base.py", "evaluate/compare.py")
+CODE_FILES = ("graph/prepare.py", "graph/fold.py", "graph/noops.py", "graph/prepcache.py", "graph/index.py",
+              "graph/verify.py", "runners/onnxrt.py", "runners/base.py", "evaluate/compare.py")
 """hailo-qa's preparation code (pinning, folding, the proof and its comparison): any change to one of these files
 changes every key."""
 

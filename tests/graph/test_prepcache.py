@@ -184,3 +184,29 @@ def test_the_commands_use_the_state_folders_cache_and_no_cache_opts_out(tmp_path
     err = capsys.readouterr().err
     assert f"error: the work folder under HAILO_QA_STATE_DIR '{state / 'work'}' is not a folder" in err
     assert "--no-cache" in err
+
+
+def test_the_fingerprint_covers_every_module_the_preparation_imports():
+    """A change to the folder must miss the cache: every hailo_qa module that prepare.py or the folder modules
+    import is fingerprinted, except error messages and file helpers (they cannot change a prepared graph). The
+    folder modules were missing once: a changed fold.py would have served graphs from the old one."""
+    import ast
+    from pathlib import Path
+
+    import hailo_qa
+
+    root = Path(hailo_qa.__file__).parent
+
+    def imports(rel: str) -> set[str]:
+        out = set()
+        for n in ast.walk(ast.parse((root / rel).read_text())):
+            if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("hailo_qa"):
+                pkg = n.module[len("hailo_qa"):].strip(".").replace(".", "/")
+                names = [f"{pkg}/{a.name}.py" for a in n.names]
+                out.update(f for f in names if (root / f).exists()) if any((root / f).exists() for f in names) \
+                    else out.add(f"{pkg}.py")
+        return out
+
+    found = set().union(*(imports(f) for f in ("graph/prepare.py", "graph/fold.py", "graph/noops.py")))
+    assert found - {"errors.py", "fsutil.py"} <= set(prepcache.CODE_FILES)
+    assert {"graph/fold.py", "graph/noops.py"} <= found  # the walk sees the folder, so the check can fail
