@@ -215,8 +215,9 @@ def _fold_shape(n: onnx.NodeProto, producer: Mapping, consts: set, shapes: Mappi
 
 def _evaluate(m: onnx.ModelProto, foldable: list, wanted: list[str], shape_values: Mapping, init: Mapping,
               ort) -> dict[str, np.ndarray]:
-    """Compute ``wanted`` with one ONNX Runtime session over the foldable nodes they need (default session options,
-    as GraphSurgeon's folder); on failure nothing but the shape values is folded (GraphSurgeon's error_ok)."""
+    """Compute ``wanted`` with one ONNX Runtime session over the foldable nodes they need (optimizations on, as
+    GraphSurgeon's folder has them; hailo-qa's shared options for the rest); on failure nothing but the shape values
+    is folded (GraphSurgeon's error_ok)."""
     need = set(wanted)
     nodes = []
     for n in reversed(foldable):
@@ -230,7 +231,9 @@ def _evaluate(m: onnx.ModelProto, foldable: list, wanted: list[str], shape_value
         + [numpy_helper.from_array(v, name=k) for k, v in shape_values.items() if k in need])
     sub = onnx.helper.make_model(g, opset_imports=m.opset_import, ir_version=m.ir_version)
     try:
-        sess = ort.InferenceSession(sub.SerializeToString(), providers=["CPUExecutionProvider"])
+        from hailo_qa.runners.onnxrt import session_options
+
+        sess = ort.InferenceSession(sub.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
         return dict(zip(wanted, sess.run(wanted, {})))
     except Exception:  # noqa: BLE001 - like GraphSurgeon with error_ok: fold less, never fail the preparation
         return {}
