@@ -106,12 +106,13 @@ def _shape_slice(n: onnx.NodeProto, dims: tuple[int, ...]) -> tuple[int, ...] | 
 
 
 def fold_constants(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """One folding pass (see the module doc). ``model`` must be topologically sorted and carry the value_info of a
-    shape inference. Returns a new model and the number of tensors folded (0: nothing to fold)."""
+    """One folding pass (see the module doc), **in place**: the rounds own the model they fold, and a copy per
+    round cost a full copy of the weights (the eliminations copy once more). ``model`` must be topologically sorted
+    and carry the value_info of a shape inference. Returns the model and the number of tensors folded (0: nothing
+    to fold)."""
     import onnxruntime
 
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
+    m = model
     g = m.graph
     lowered = lower_constant_nodes(m)
     init = {t.name: t for t in g.initializer}
